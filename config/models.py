@@ -1,0 +1,78 @@
+"""Configuration models: providers (upstreams), public models, API keys and server limits.
+
+Frozen and `extra="forbid"` so a typo in the YAML is an error naming its key path, not a silent default.
+Secrets are `SecretStr`, so they never print in reprs, logs or errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Timeouts(_Config):
+    connect: float = 10.0
+    read: float = 300.0
+    write: float = 30.0
+    pool: float = 10.0
+
+
+class Provider(_Config):
+    """One upstream endpoint speaking one vendor protocol (`kind` names the adapter)."""
+
+    kind: Literal["chat_completions"]
+    base_url: str
+    api_key: SecretStr | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeouts: Timeouts = Timeouts()
+    dialect: dict[str, Any] = Field(default_factory=dict)
+    optional: bool = False
+    """An optional provider is switched off (with its models) while its `api_key` is empty."""
+
+    @property
+    def enabled(self) -> bool:
+        return not self.optional or bool(self.api_key and self.api_key.get_secret_value())
+
+
+class ModelDefaults(_Config):
+    """Values used when the client does not send them (e.g. a per-model output budget)."""
+
+    max_output_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+
+
+class ModelRoute(_Config):
+    provider: str
+    model: str
+    defaults: ModelDefaults = ModelDefaults()
+
+
+class ApiKey(_Config):
+    key: SecretStr
+    team: str = "default"
+
+
+class Server(_Config):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 20 * 1024 * 1024
+
+
+class Settings(_Config):
+    server: Server = Server()
+    providers: dict[str, Provider] = Field(default_factory=dict)
+    models: dict[str, ModelRoute] = Field(default_factory=dict)
+    keys: list[ApiKey] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _routes_name_providers(self) -> Settings:
+        for name, route in self.models.items():
+            if route.provider not in self.providers:
+                raise ValueError(f"models.{name}.provider: unknown provider {route.provider!r}")
+        return self

@@ -1,0 +1,72 @@
+"""`create_app(settings)`: the Starlette app, its routes, error rendering and lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from config.models import Settings
+from gateway.errors import InternalError, InvalidRequest, NotFound, RosettaError
+from gateway.handlers import Gateway, JSONResponse
+from gateway.relay import create_client
+
+logger = logging.getLogger(__name__)
+
+
+def error_response(exc: RosettaError, status: int | None = None) -> Response:
+    return JSONResponse(exc.body(), status_code=status or exc.status, headers=exc.headers)
+
+
+async def _on_rosetta_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RosettaError)
+    return error_response(exc)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 in the OpenAI error shape, like every other error."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(NotFound(f"Unknown path {request.url.path}.", code="unknown_url"))
+    return error_response(InvalidRequest(exc.detail), status=exc.status_code)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s", request.url.path)
+    return error_response(InternalError("The gateway hit an internal error."))
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The upstream client's connections open lazily inside the serving loop and close at shutdown."""
+    gateway = Gateway(settings, create_client())
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await gateway.client.aclose()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/responses", gateway.create_response, methods=["POST"]),
+            Route("/v5/responses", gateway.create_response, methods=["POST"]),
+            Route("/v1/models", gateway.list_models, methods=["GET"]),
+            Route("/healthz", gateway.healthz, methods=["GET"]),
+            Route("/readyz", gateway.readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+        exception_handlers={
+            RosettaError: _on_rosetta_error,
+            HTTPException: _on_http_error,
+            Exception: _on_unexpected,
+        },
+    )
+    app.state.gateway = gateway
+    return app

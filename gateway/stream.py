@@ -1,0 +1,75 @@
+"""The one driver loop: upstream bytes → SSE messages → canonical events → Responses wire events.
+
+Handlers and tests share it. Each upstream chunk's events are joined into one write, so every event
+reaches the client whole in a single write (some SSE parsers drop an event split across reads), and
+nothing is held back beyond the chunk that produced it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+
+from adapters.base import Adapter, StreamTranslator
+from gateway.encoder import ResponsesEncoder, WireEvent
+from gateway.errors import RosettaError
+from gateway.sse import SSEDecoder, SSEMessage, encode_event
+from schemas.canonical_events import CanonicalEvent
+
+logger = logging.getLogger(__name__)
+
+
+def _encode(events: Iterable[WireEvent]) -> bytes:
+    return b"".join(encode_event(event) for event in events)
+
+
+def _translate(
+    messages: list[SSEMessage], translator: StreamTranslator, encoder: ResponsesEncoder
+) -> list[WireEvent]:
+    out: list[WireEvent] = []
+    for message in messages:
+        for event in translator.feed(message):
+            out.extend(encoder.feed(event))
+            if encoder.finished:
+                return out
+    return out
+
+
+async def translate_stream(
+    chunks: AsyncIterator[bytes], translator: StreamTranslator, encoder: ResponsesEncoder
+) -> AsyncIterator[bytes]:
+    """Yield wire bytes for one response; always ends with exactly one terminal event."""
+    yield _encode(encoder.start())
+    decoder = SSEDecoder()
+    try:
+        async for chunk in chunks:
+            data = _encode(_translate(decoder.feed(chunk), translator, encoder))
+            if data:
+                yield data
+            if encoder.finished:
+                return
+        tail = _translate(decoder.flush(), translator, encoder)
+        if not encoder.finished:
+            for event in translator.finish():
+                tail.extend(encoder.feed(event))
+            tail.extend(encoder.finish())
+        yield _encode(tail)
+    except RosettaError as exc:
+        yield _encode(encoder.fail(exc.code or "server_error", exc.message, exc))
+    except UnicodeDecodeError:
+        yield _encode(encoder.fail("upstream_protocol_error", "The upstream sent bytes that are not UTF-8."))
+    except Exception:
+        logger.exception("stream translation failed")
+        yield _encode(encoder.fail("server_error", "The gateway failed while relaying the stream."))
+
+
+def collect_response(body: bytes, adapter: Adapter, encoder: ResponsesEncoder) -> dict[str, object]:
+    """A non-streaming reply through the same encoder, so JSON and SSE replies carry identical objects."""
+    events: list[CanonicalEvent] = adapter.parse_response(body)
+    encoder.start()
+    for event in events:
+        encoder.feed(event)
+        if encoder.finished:
+            break
+    encoder.finish()
+    return encoder.response
