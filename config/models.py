@@ -62,6 +62,8 @@ class Server(_Config):
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 20 * 1024 * 1024
+    upstream_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    """HTTP transport under the shared httpx client; aiohttp measured cheaper (bench/README.md)."""
 
 
 class Settings(_Config):

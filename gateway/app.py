@@ -44,7 +44,7 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings) -> Starlette:
     """The upstream client's connections open lazily inside the serving loop and close at shutdown."""
-    gateway = Gateway(settings, create_client())
+    gateway = Gateway(settings, create_client(settings.server.upstream_transport))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -17,8 +17,10 @@ from config.models import Timeouts
 from gateway.errors import UpstreamError, UpstreamTimeout, redact
 
 
-def create_client(max_connections: int = 1000) -> httpx.AsyncClient:
+def create_client(transport: str = "aiohttp", max_connections: int = 1000) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    if transport == "httpx":
+        return httpx.AsyncClient(limits=limits)
     return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), limits=limits)
 
 
