@@ -395,6 +395,7 @@ def _usage(raw: Mapping[str, JSON]) -> Usage:
         input_tokens=int(raw.get("prompt_tokens") or 0),
         output_tokens=int(raw.get("completion_tokens") or 0),
         cached_tokens=int(prompt.get("cached_tokens") or 0),
+        cache_write_tokens=int(prompt.get("cache_write_tokens") or 0),
         reasoning_tokens=int(completion.get("reasoning_tokens") or 0),
     )
 

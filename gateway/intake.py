@@ -47,8 +47,12 @@ def parse_body(raw: bytes) -> w.CreateResponse:
 
 
 def _validation_error(exc: ValidationError, data: dict[str, JSON]) -> InvalidRequest:
-    """The first problem, phrased like OpenAI's, with `param` as a path into the client's own JSON."""
-    error = exc.errors()[0]
+    """The deepest problem, phrased like OpenAI's, with `param` as a path into the client's own JSON.
+
+    A union (`input` is a string or an array) reports one error per member; the one that got furthest
+    into the client's JSON is the one that explains the mistake.
+    """
+    error = max(exc.errors(), key=lambda e: len(_param_path(e["loc"], data)))
     param = _param_path(error["loc"], data)
     kind = error["type"]
     if kind == "extra_forbidden":

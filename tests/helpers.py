@@ -1,0 +1,46 @@
+"""Deterministic encoder plumbing shared by unit tests."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gateway.encoder import ResponsesEncoder
+from gateway.intake import response_skeleton
+from schemas.canonical_events import CanonicalEvent
+from schemas.responses_request import CreateResponse
+
+
+def counter_ids() -> Callable[[str], str]:
+    """`msg_1`, `fc_2`, … : predictable ids so expected events can be written out exactly."""
+    counter = itertools.count(1)
+    return lambda prefix: f"{prefix}_{next(counter)}"
+
+
+def make_encoder(body: dict[str, Any] | None = None) -> ResponsesEncoder:
+    wire = CreateResponse.model_validate(body or {"model": "test-model", "input": "hi"})
+    return ResponsesEncoder(
+        response_skeleton(wire, "resp_test", 1700000000), counter_ids(), lambda: 1700000001
+    )
+
+
+def encode_all(events: Iterable[CanonicalEvent], body: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Run canonical events through a fresh encoder to the end, as the stream driver does."""
+    encoder = make_encoder(body)
+    out = encoder.start()
+    for event in events:
+        out += encoder.feed(event)
+        if encoder.finished:
+            return out
+    return out + encoder.finish()
+
+
+def brief(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Each event as (type, output_index, content/summary index, delta-or-text), for exact comparisons."""
+    rows = []
+    for event in events:
+        detail = event.get("delta", event.get("text", event.get("arguments", event.get("refusal"))))
+        index = event.get("content_index", event.get("summary_index"))
+        rows.append((event["type"], event.get("output_index"), index, detail))
+    return rows
