@@ -51,7 +51,7 @@ class Adapter(Protocol):
 
     def build_request(self, request: Request, target: UpstreamTarget) -> VendorRequest: ...
 
-    def parse_response(self, body: bytes) -> list[CanonicalEvent]:
+    def parse_response(self, body: bytes, request: Request) -> list[CanonicalEvent]:
         """A whole non-streaming reply, as the same canonical events a stream would give.
 
         Returning events rather than a finished object means JSON replies and streams pass through the
@@ -61,4 +61,4 @@ class Adapter(Protocol):
 
     def parse_error(self, status: int, body: bytes, retry_after: str | None) -> RosettaError: ...
 
-    def open_stream(self) -> StreamTranslator: ...
+    def open_stream(self, request: Request) -> StreamTranslator: ...

@@ -28,6 +28,7 @@ from schemas.canonical_events import (
     ReasoningTextDelta,
     RefusalDelta,
     StopReason,
+    SummaryDelta,
     TextDelta,
     Usage,
     UsageReported,
@@ -223,7 +224,7 @@ class ChatCompletionsAdapter:
 
     # ------------------------------------------------------------ replies
 
-    def parse_response(self, body: bytes) -> list[CanonicalEvent]:
+    def parse_response(self, body: bytes, request: c.Request) -> list[CanonicalEvent]:
         data = _load(body)
         choices = data.get("choices") or []
         if not choices:
@@ -233,7 +234,7 @@ class ChatCompletionsAdapter:
         events: list[CanonicalEvent] = []
         reasoning = _reasoning_text(message)
         if reasoning:
-            events += [ReasoningStarted("r"), ReasoningTextDelta("r", reasoning), ItemDone("r")]
+            events += [ReasoningStarted("r"), _reasoning_delta(request, reasoning), ItemDone("r")]
         content, refusal = message.get("content"), message.get("refusal")
         if content or refusal:
             events.append(MessageStarted("m"))
@@ -268,8 +269,8 @@ class ChatCompletionsAdapter:
             code = str(err["code"]) if err.get("code") is not None else None
         return upstream_error(status, message, param=param, code=code, retry_after=retry_after)
 
-    def open_stream(self) -> ChatStreamTranslator:
-        return ChatStreamTranslator(self.dialect)
+    def open_stream(self, request: c.Request) -> ChatStreamTranslator:
+        return ChatStreamTranslator(request)
 
 
 class ChatStreamTranslator:
@@ -280,8 +281,8 @@ class ChatStreamTranslator:
     next one begins, so deltas of one item stay contiguous as Responses clients expect.
     """
 
-    def __init__(self, dialect: ChatDialect) -> None:
-        self._dialect = dialect
+    def __init__(self, request: c.Request) -> None:
+        self._request = request
         self._current: str | None = None
         self._calls: set[int] = set()
         self._finish: StopReason | None = None
@@ -324,7 +325,7 @@ class ChatStreamTranslator:
         reasoning = _reasoning_text(delta)
         if reasoning:
             self._switch(events, "r")
-            events.append(ReasoningTextDelta("r", reasoning))
+            events.append(_reasoning_delta(self._request, reasoning))
         if delta.get("content"):
             self._switch(events, "m")
             events.append(TextDelta("m", delta["content"]))
@@ -382,6 +383,14 @@ def _reasoning_text(obj: Mapping[str, JSON]) -> str | None:
     if not isinstance(value, str):
         value = obj.get("reasoning_content")
     return value if isinstance(value, str) and value else None
+
+
+def _reasoning_delta(request: c.Request, text: str) -> CanonicalEvent:
+    """Raw reasoning is reasoning text; when the client asked for a summary it is the closest thing the
+    upstream offers, so it is shown as the summary instead (Codex and the Agents SDK display summaries)."""
+    if request.reasoning.summary is not None:
+        return SummaryDelta("r", text)
+    return ReasoningTextDelta("r", text)
 
 
 def _finish(reason: str | None) -> StopReason:

@@ -57,14 +57,14 @@ class Gateway:
         encoder = ResponsesEncoder(response_skeleton(body, response_id, _now()), new_id, _now)
         headers = {"x-request-id": response_id}
         if canonical.stream:
-            translator = route.adapter.open_stream()
+            translator = route.adapter.open_stream(canonical)
             return StreamingResponse(
                 translate_stream(iter_bytes(upstream), translator, encoder),
                 media_type="text/event-stream; charset=utf-8",
                 headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 background=BackgroundTask(upstream.aclose),
             )
-        reply = collect_response(await read_all(upstream), route.adapter, encoder)
+        reply = collect_response(await read_all(upstream), route.adapter, canonical, encoder)
         return JSONResponse(reply, headers=headers)
 
     async def list_models(self, request: Request) -> Response:

@@ -14,6 +14,7 @@ from adapters.base import Adapter, StreamTranslator
 from gateway.encoder import ResponsesEncoder, WireEvent
 from gateway.errors import RosettaError
 from gateway.sse import SSEDecoder, SSEMessage, encode_event
+from schemas.canonical import Request
 from schemas.canonical_events import CanonicalEvent
 
 logger = logging.getLogger(__name__)
@@ -63,9 +64,11 @@ async def translate_stream(
         yield _encode(encoder.fail("server_error", "The gateway failed while relaying the stream."))
 
 
-def collect_response(body: bytes, adapter: Adapter, encoder: ResponsesEncoder) -> dict[str, object]:
+def collect_response(
+    body: bytes, adapter: Adapter, request: Request, encoder: ResponsesEncoder
+) -> dict[str, object]:
     """A non-streaming reply through the same encoder, so JSON and SSE replies carry identical objects."""
-    events: list[CanonicalEvent] = adapter.parse_response(body)
+    events: list[CanonicalEvent] = adapter.parse_response(body, request)
     encoder.start()
     for event in events:
         encoder.feed(event)
