@@ -25,7 +25,13 @@ def create_client(transport: str = "aiohttp", max_connections: int = 1000) -> ht
 
 
 def transport_error(exc: httpx.HTTPError) -> UpstreamError:
-    if isinstance(exc, httpx.TimeoutException):
+    """Timeouts are 504; anything else (refused, reset, closed early) is 502.
+
+    httpx-aiohttp maps every aiohttp connection error to `httpx.ConnectTimeout`, so a timeout counts only
+    when its cause really was one.
+    """
+    cause = exc.__cause__
+    if isinstance(exc, httpx.TimeoutException) and (cause is None or isinstance(cause, TimeoutError)):
         return UpstreamTimeout("The upstream did not answer in time.")
     return UpstreamError(f"Could not talk to the upstream: {type(exc).__name__}.")
 

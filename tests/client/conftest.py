@@ -1,0 +1,69 @@
+"""Rosetta served by uvicorn on 127.0.0.1 in front of the fake Chat Completions upstream.
+
+Real sockets on both sides (not ASGITransport or TestClient, which buffer bodies and never report a
+client disconnect), so streaming, chunking and cancellation behave as in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from config.loader import parse_settings
+from config.models import Settings
+from gateway.app import create_app
+from tests.fakes.chat_completions import FakeChat
+from tests.fakes.server import serve
+
+API_KEY = "rosetta-client-test-key"
+UPSTREAM_KEY = "sk-upstream-secret-0123456789"
+MAX_BODY = 64 * 1024
+
+
+@pytest.fixture(scope="session")
+def fake_upstream() -> Iterator[tuple[FakeChat, str]]:
+    fake = FakeChat(api_key=UPSTREAM_KEY)
+    with serve(fake) as base_url:
+        yield fake, f"{base_url}/v1"
+
+
+@pytest.fixture
+def fake(fake_upstream: tuple[FakeChat, str]) -> FakeChat:
+    fake_upstream[0].reset()
+    return fake_upstream[0]
+
+
+def gateway_settings(upstream_url: str) -> Settings:
+    scenarios = ["text", "tool_call", "parallel_tool_calls", "agent", "echo", "reasoning_vllm", "refusal"]
+    return parse_settings(
+        {
+            "server": {"max_body_bytes": MAX_BODY},
+            "keys": [{"key": API_KEY, "team": "test"}],
+            "providers": {
+                "fake": {
+                    "kind": "chat_completions",
+                    "base_url": upstream_url,
+                    "api_key": UPSTREAM_KEY,
+                    "timeouts": {"read": 1.5},
+                    "dialect": {"preset": "generic", "reasoning_field": "reasoning"},
+                },
+                "fakeopenai": {
+                    "kind": "chat_completions",
+                    "base_url": upstream_url,
+                    "api_key": UPSTREAM_KEY,
+                    "dialect": {"preset": "openai"},
+                },
+                "down": {"kind": "chat_completions", "base_url": "http://127.0.0.1:9/v1"},
+            },
+            "models": {f"m-{name}": {"provider": "fake", "model": f"fake-{name}"} for name in scenarios},
+        },
+        {},
+    )
+
+
+@pytest.fixture(scope="session")
+def gateway(fake_upstream: tuple[FakeChat, str]) -> Iterator[str]:
+    """Base URL of the gateway (without `/v1`)."""
+    with serve(create_app(gateway_settings(fake_upstream[1]))) as base_url:
+        yield base_url
