@@ -8,7 +8,7 @@ import pytest
 from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
 from openai import AsyncOpenAI
 
-from tests.client.conftest import API_KEY
+from tests.conftest import API_KEY
 from tests.fakes.chat_completions import FakeChat
 
 set_tracing_disabled(True)  # the SDK would otherwise export traces to OpenAI

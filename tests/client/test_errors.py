@@ -10,7 +10,7 @@ import openai
 import orjson
 import pytest
 
-from tests.client.conftest import API_KEY, MAX_BODY, UPSTREAM_KEY
+from tests.conftest import API_KEY, MAX_BODY, UPSTREAM_KEY
 from tests.fakes.chat_completions import FakeChat
 from tests.invariants import check_stream, parse_sse
 

@@ -10,7 +10,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from tests.client.conftest import API_KEY, UPSTREAM_KEY
+from tests.conftest import API_KEY, UPSTREAM_KEY
 from tests.fakes.chat_completions import FakeChat
 from tests.invariants import check_stream
 

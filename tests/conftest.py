@@ -1,4 +1,4 @@
-"""Rosetta served by uvicorn on 127.0.0.1 in front of the fake Chat Completions upstream.
+"""Shared fixtures: Rosetta served by uvicorn on 127.0.0.1 in front of the fake Chat Completions upstream.
 
 Real sockets on both sides (not ASGITransport or TestClient, which buffer bodies and never report a
 client disconnect), so streaming, chunking and cancellation behave as in production.
