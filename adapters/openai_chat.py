@@ -146,9 +146,6 @@ class ChatCompletionsAdapter:
             raise UnsupportedParameter(
                 "This model's upstream returns no reasoning to summarise.", param="reasoning.summary"
             )
-        if request.top_logprobs:
-            body["logprobs"] = True
-            body["top_logprobs"] = request.top_logprobs
         for name, value in (
             ("verbosity", request.verbosity),
             ("service_tier", request.service_tier),

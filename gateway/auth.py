@@ -24,7 +24,7 @@ class KeyRing:
         self._keys = [(k.key.get_secret_value().encode(), k.team) for k in keys]
 
     def authenticate(self, headers: Headers) -> Principal:
-        """Accept `Authorization: Bearer <key>` or `x-api-key: <key>` (clients of other vendor SDKs send that)."""
+        """Accept `Authorization: Bearer <key>` or `x-api-key: <key>` (some vendor SDKs send the latter)."""
         presented = _presented_key(headers)
         if presented is None:
             raise AuthenticationError(

@@ -51,6 +51,29 @@ _INCOMPLETE_REASON: dict[StopReason, str] = {
     "length": "max_output_tokens",
     "content_filter": "content_filter",
 }
+_RESPONSE_ERROR_CODES = frozenset(
+    {
+        "server_error",
+        "rate_limit_exceeded",
+        "invalid_prompt",
+        "vector_store_timeout",
+        "invalid_image",
+        "invalid_image_format",
+        "invalid_base64_image",
+        "invalid_image_url",
+        "image_too_large",
+        "image_too_small",
+        "image_parse_error",
+        "image_content_policy_violation",
+        "invalid_image_mode",
+        "image_file_too_large",
+        "unsupported_image_media_type",
+        "empty_image_file",
+        "failed_to_download_image",
+        "image_file_not_found",
+    }
+)
+"""`Response.error.code` is an enum in the SDK types; other codes are kept on the `error` event only."""
 _DELTA_EVENT: dict[PartKind, str] = {
     "output_text": "response.output_text.delta",
     "refusal": "response.refusal.delta",
@@ -239,7 +262,7 @@ class ResponsesEncoder:
             status="failed",
             output=self._final_output(),
             usage=self._usage_wire() if self._usage != Usage() else None,
-            error={"code": code, "message": message},
+            error={"code": code if code in _RESPONSE_ERROR_CODES else "server_error", "message": message},
         )
         out.append(self._lifecycle("response.failed"))
         return out

@@ -147,7 +147,6 @@ def to_canonical(body: w.CreateResponse, upstream_model: str, defaults: ModelDef
         max_output_tokens=_default(body.max_output_tokens, defaults.max_output_tokens),
         temperature=_default(body.temperature, defaults.temperature),
         top_p=_default(body.top_p, defaults.top_p),
-        top_logprobs=body.top_logprobs,
         user=body.user,
         safety_identifier=body.safety_identifier,
         prompt_cache_key=body.prompt_cache_key,
