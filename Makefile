@@ -6,11 +6,11 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 .PHONY: run test lint bench env local-model
 
 $(STAMP): pyproject.toml
-	@echo "[setup] creating $(VENV) and installing Rosetta with its test tools"
+	@echo "[setup] creating $(VENV) and installing Rosetta with its test tools (about a minute)"
 	@test -x $(PY) || python3 -m venv $(VENV)
-	@$(VENV)/bin/pip install --quiet --upgrade pip 2>&1 | grep -v WARNING || true
-	@$(VENV)/bin/pip install --quiet --progress-bar off -e '.[dev]' 2>&1 | grep -v WARNING || true
-	@$(PY) -c "import gateway, openai, agents" || { echo "[setup] install failed" >&2; exit 1; }
+	@$(VENV)/bin/pip install --upgrade pip >$(VENV)/install.log 2>&1 && \
+		$(VENV)/bin/pip install --progress-bar off -e '.[dev]' >>$(VENV)/install.log 2>&1 || \
+		{ tail -30 $(VENV)/install.log >&2; echo "[setup] install failed (log: $(VENV)/install.log)" >&2; exit 1; }
 	@rm -f $(VENV)/.installed-* && touch $@
 
 env: $(STAMP)

@@ -25,5 +25,5 @@ if ! curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; then
   echo "[run] llama-server ready"
 fi
 
-echo "[run] Rosetta on http://${ROSETTA_HOST:-127.0.0.1}:${ROSETTA_PORT:-8080} (API key: \${ROSETTA_API_KEY:-rosetta-dev-key})"
+echo "[run] Rosetta on http://${ROSETTA_HOST:-127.0.0.1}:${ROSETTA_PORT:-8080} (API key: ${ROSETTA_API_KEY:-rosetta-dev-key})"
 .venv/bin/python -m gateway --config "${ROSETTA_CONFIG:-config/default.yaml}"

@@ -54,7 +54,7 @@ class Gateway:
         vendor_request = route.adapter.build_request(canonical, route.target)
         upstream = await open_upstream(self.client, vendor_request, route.adapter, route.config.timeouts)
         response_id = new_id("resp")
-        encoder = ResponsesEncoder(response_skeleton(body, response_id, _now()), new_id, _now)
+        encoder = ResponsesEncoder(response_skeleton(body, canonical, response_id, _now()), new_id, _now)
         headers = {"x-request-id": response_id}
         if canonical.stream:
             translator = route.adapter.open_stream(canonical)

@@ -340,11 +340,14 @@ def _text_format(fmt: JSON) -> c.OutputFormat:
 # ---------------------------------------------------------------- the echoed Response skeleton
 
 
-def response_skeleton(body: w.CreateResponse, response_id: str, created_at: int) -> dict[str, JSON]:
+def response_skeleton(
+    body: w.CreateResponse, request: c.Request, response_id: str, created_at: int
+) -> dict[str, JSON]:
     """The Response object with every field the API defines, echoing the request's settings.
 
     Field order and defaults follow a real non-streamed body (responses-api.md §5); fields are never
-    left out, and are null only where the API allows null.
+    left out, and are null only where the API allows null. Sampling settings and the output budget echo
+    what was actually sent upstream, model defaults from config included.
     """
     text = body.text or w.TextParam()
     fmt = text.format.model_dump(by_alias=True, exclude_none=True) if text.format else {"type": "text"}
@@ -359,7 +362,7 @@ def response_skeleton(body: w.CreateResponse, response_id: str, created_at: int)
         "error": None,
         "incomplete_details": None,
         "instructions": body.instructions,
-        "max_output_tokens": body.max_output_tokens,
+        "max_output_tokens": request.max_output_tokens,
         "max_tool_calls": body.max_tool_calls,
         "model": body.model,
         "output": [],
@@ -370,14 +373,14 @@ def response_skeleton(body: w.CreateResponse, response_id: str, created_at: int)
         "safety_identifier": body.safety_identifier,
         "service_tier": body.service_tier or "default",
         "store": True if body.store is None else body.store,
-        "temperature": 1.0 if body.temperature is None else body.temperature,
+        "temperature": 1.0 if request.temperature is None else request.temperature,
         "presence_penalty": 0.0,
         "frequency_penalty": 0.0,
         "text": {"format": fmt, "verbosity": text.verbosity or "medium"},
         "tool_choice": _echo_tool_choice(body.tool_choice),
         "tools": [_echo_tool(t) for t in body.tools],
         "top_logprobs": body.top_logprobs or 0,
-        "top_p": 1.0 if body.top_p is None else body.top_p,
+        "top_p": 1.0 if request.top_p is None else request.top_p,
         "truncation": body.truncation or "disabled",
         "usage": None,
         "user": body.user,

@@ -56,7 +56,14 @@ def gateway_settings(upstream_url: str) -> Settings:
                 },
                 "down": {"kind": "chat_completions", "base_url": "http://127.0.0.1:9/v1"},
             },
-            "models": {f"m-{name}": {"provider": "fake", "model": f"fake-{name}"} for name in scenarios},
+            "models": {
+                **{f"m-{name}": {"provider": "fake", "model": f"fake-{name}"} for name in scenarios},
+                "m-defaults": {
+                    "provider": "fake",
+                    "model": "fake-echo",
+                    "defaults": {"max_output_tokens": 100, "temperature": 0.3},
+                },
+            },
         },
         {},
     )

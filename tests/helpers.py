@@ -6,8 +6,9 @@ import itertools
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from config.models import ModelDefaults
 from gateway.encoder import ResponsesEncoder
-from gateway.intake import response_skeleton
+from gateway.intake import response_skeleton, to_canonical
 from schemas.canonical_events import CanonicalEvent
 from schemas.responses_request import CreateResponse
 
@@ -20,8 +21,9 @@ def counter_ids() -> Callable[[str], str]:
 
 def make_encoder(body: dict[str, Any] | None = None) -> ResponsesEncoder:
     wire = CreateResponse.model_validate(body or {"model": "test-model", "input": "hi"})
+    request = to_canonical(wire, "upstream-model", ModelDefaults())
     return ResponsesEncoder(
-        response_skeleton(wire, "resp_test", 1700000000), counter_ids(), lambda: 1700000001
+        response_skeleton(wire, request, "resp_test", 1700000000), counter_ids(), lambda: 1700000001
     )
 
 

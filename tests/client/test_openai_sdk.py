@@ -215,3 +215,11 @@ def test_function_call_round_trip_sends_chat_tool_messages(client: openai.OpenAI
         },
         {"role": "tool", "tool_call_id": call.call_id, "content": "21C and sunny"},
     ]
+
+
+def test_model_defaults_are_sent_and_echoed(client: openai.OpenAI, fake: FakeChat) -> None:
+    response = client.responses.create(model="m-defaults", input="echo me", top_p=0.5)
+    assert response.output_text == "echo me"
+    assert (response.max_output_tokens, response.temperature, response.top_p) == (100, 0.3, 0.5)
+    sent = fake.last_request.body
+    assert (sent["max_tokens"], sent["temperature"], sent["top_p"]) == (100, 0.3, 0.5)

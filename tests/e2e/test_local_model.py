@@ -35,6 +35,7 @@ def test_json_reply(client: OpenAI) -> None:
     assert response.id.startswith("resp_")
     assert response.status in ("completed", "incomplete")
     assert response.model == "local"
+    assert response.max_output_tokens == 48  # the model's default from config, echoed
     message = response.output[-1]
     assert message.type == "message" and message.role == "assistant"
     assert message.content[0].type == "output_text" and message.content[0].text.strip()
