@@ -12,7 +12,7 @@ from openai import OpenAI
 from tests.e2e.conftest import API_KEY
 from tests.invariants import check_stream
 
-WEATHER_TOOL: dict[str, Any] = {
+WEATHER_TOOL: Any = {
     "type": "function",
     "name": "get_weather",
     "description": "Get the current weather for a city.",
@@ -75,11 +75,11 @@ def test_multi_turn_conversation(client: OpenAI) -> None:
 
 def test_function_call_round_trip(client: OpenAI) -> None:
     """The prefill recipe from shared/reference/local-model-server.md makes the tiny model call the tool."""
-    question = {"role": "user", "content": "What is the weather in Paris?"}
+    question: Any = {"role": "user", "content": "What is the weather in Paris?"}
     first = client.responses.create(
         model="local",
         input=[question, {"role": "assistant", "content": "<tool_call>\n"}],
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL],
         tool_choice="required",
         max_output_tokens=60,
         temperature=0,
@@ -87,7 +87,7 @@ def test_function_call_round_trip(client: OpenAI) -> None:
     calls = [item for item in first.output if item.type == "function_call"]
     assert calls, first.output
     for call in calls:
-        assert call.name == "get_weather" and call.call_id and call.id.startswith("fc_")
+        assert call.name == "get_weather" and call.call_id and str(call.id).startswith("fc_")
         assert isinstance(json.loads(call.arguments), dict)
 
     history: list[Any] = [question]
@@ -96,6 +96,6 @@ def test_function_call_round_trip(client: OpenAI) -> None:
             {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments}
         )
         history.append({"type": "function_call_output", "call_id": call.call_id, "output": '{"temp_c": 21}'})
-    second = client.responses.create(model="local", input=history, tools=[WEATHER_TOOL], temperature=0)  # type: ignore[list-item]
+    second = client.responses.create(model="local", input=history, tools=[WEATHER_TOOL], temperature=0)
     assert second.status in ("completed", "incomplete")
     assert second.output, second
