@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from tests.conftest import API_KEY, MAX_BODY, UPSTREAM_KEY
-from tests.fakes.chat_completions import FakeChat
+from tests.fakes.chat_completions import FakeChat, Reply
 from tests.invariants import check_stream, parse_sse
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -190,3 +190,18 @@ def test_models_and_health(http: httpx.Client) -> None:
     assert unknown.status_code == 404 and error_of(unknown)["code"] == "unknown_url"
     wrong_method = http.get("/v1/responses", headers=AUTH)
     assert wrong_method.status_code == 405 and error_of(wrong_method)["type"] == "invalid_request_error"
+
+
+def test_vendor_messages_never_leak_credentials(http: httpx.Client, fake: FakeChat) -> None:
+    leaky = {
+        "error": {
+            "message": f"Incorrect API key provided: {UPSTREAM_KEY}. Also sk-other-key-abcdefghij.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "bad",
+        }
+    }
+    fake.scenarios["fake-leaky"] = Reply(400, orjson.dumps(leaky), {"content-type": "application/json"})
+    reply = http.post("/v5/responses", json={"model": "fake/fake-leaky", "input": "x"}, headers=AUTH)
+    assert reply.status_code == 400
+    assert error_of(reply)["message"] == "Incorrect API key provided: [redacted]. Also [redacted]."
