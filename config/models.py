@@ -62,6 +62,9 @@ class Server(_Config):
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 20 * 1024 * 1024
+    reasoning_key: SecretStr | None = None
+    """Seals vendor reasoning carried in `encrypted_content`. Set it (and share it across replicas) in
+    production; without it a random per-process key is used."""
     upstream_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     """HTTP transport under the shared httpx client; aiohttp measured cheaper (bench/README.md)."""
 

@@ -144,10 +144,17 @@ class _Item:
 class ResponsesEncoder:
     """Encodes one response. `response` is the skeleton with every echoed setting already filled in."""
 
-    def __init__(self, response: dict[str, Any], new_id: Callable[[str], str], now: Callable[[], int]):
+    def __init__(
+        self,
+        response: dict[str, Any],
+        new_id: Callable[[str], str],
+        now: Callable[[], int],
+        seal: Callable[[Any], str],
+    ):
         self._response = response
         self._new_id = new_id
         self._now = now
+        self._seal = seal
         self._seq = 0
         self._items: dict[str, _Item] = {}
         self._open: set[str] = set()
@@ -205,9 +212,11 @@ class ResponsesEncoder:
                 item = self._open_item(key, "function_call")
                 item.arguments.append(text)
                 out.append(self._item_event("response.function_call_arguments.delta", item, delta=text))
-            case ItemDone(key=key, encrypted_content=blob):
+            case ItemDone(key=key, encrypted_content=blob, replay=replay):
                 item = self._open_item(key, None)
-                if blob is not None:
+                if replay is not None:
+                    item.encrypted_content = self._seal(replay)
+                elif blob is not None:
                     item.encrypted_content = blob
                 self._close(out, key, "completed")
             case UsageReported(usage=usage):

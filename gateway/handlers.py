@@ -19,6 +19,7 @@ from gateway.ids import new_id
 from gateway.intake import parse_body, response_skeleton, to_canonical
 from gateway.relay import iter_bytes, open_upstream, read_all
 from gateway.routing import Router
+from gateway.sealing import Sealer
 from gateway.stream import collect_response, translate_stream
 
 
@@ -37,6 +38,8 @@ class Gateway:
         self.keys = KeyRing(settings.keys)
         self.router = Router(settings)
         self.client = client
+        key = settings.server.reasoning_key
+        self.sealer = Sealer(key.get_secret_value() if key else None)
 
     def authenticate(self, request: Request) -> Principal:
         return self.keys.authenticate(request.headers)
@@ -50,11 +53,12 @@ class Gateway:
             route = self.router.resolve_vendor(principal, body.model)
         else:
             route = self.router.resolve(principal, body.model)
-        canonical = to_canonical(body, route.target.model, route.defaults)
+        canonical = to_canonical(body, route.target.model, route.defaults, self.sealer)
         vendor_request = route.adapter.build_request(canonical, route.target)
         upstream = await open_upstream(self.client, vendor_request, route.adapter, route.config.timeouts)
         response_id = new_id("resp")
-        encoder = ResponsesEncoder(response_skeleton(body, canonical, response_id, _now()), new_id, _now)
+        skeleton = response_skeleton(body, canonical, response_id, _now())
+        encoder = ResponsesEncoder(skeleton, new_id, _now, self.sealer.seal)
         headers = {"x-request-id": response_id}
         if canonical.stream:
             translator = route.adapter.open_stream(canonical)

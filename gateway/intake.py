@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from config.models import ModelDefaults
 from gateway.errors import InvalidRequest, UnsupportedParameter
+from gateway.sealing import Sealer
 from schemas import canonical as c
 from schemas import responses_request as w
 
@@ -125,9 +126,11 @@ def _json_type(value: JSON) -> str:
 # ---------------------------------------------------------------- canonical request
 
 
-def to_canonical(body: w.CreateResponse, upstream_model: str, defaults: ModelDefaults) -> c.Request:
+def to_canonical(
+    body: w.CreateResponse, upstream_model: str, defaults: ModelDefaults, sealer: Sealer
+) -> c.Request:
     _reject_unserved(body)
-    items = tuple(_item(item, i) for i, item in enumerate(_input_list(body.input)))
+    items = tuple(_item(item, i, sealer) for i, item in enumerate(_input_list(body.input)))
     _check_tool_pairs(items)
     tools = tuple(_tool(tool, i) for i, tool in enumerate(body.tools))
     text = body.text or w.TextParam()
@@ -189,7 +192,7 @@ def _input_list(value: str | list[JSON]) -> list[JSON]:
     return value
 
 
-def _item(item: JSON, index: int) -> c.Item:
+def _item(item: JSON, index: int, sealer: Sealer) -> c.Item:
     param = f"input[{index}]"
     match item:
         case w.MessageParam():
@@ -204,11 +207,14 @@ def _item(item: JSON, index: int) -> c.Item:
                 output = tuple(_tool_part(p) for p in item.output)
             return c.FunctionCallOutput(call_id=item.call_id, output=output, id=item.id)
         case w.ReasoningParam():
+            token = item.encrypted_content
+            replay = sealer.open(token, f"{param}.encrypted_content") if token else None
             return c.Reasoning(
                 id=item.id,
                 summary=tuple(s.text for s in item.summary),
                 content=tuple(p.text for p in item.content or ()),
-                encrypted_content=item.encrypted_content,
+                encrypted_content=token if replay is None else None,
+                replay=replay,
             )
         case w.ItemReferenceParam():
             return c.ItemReference(id=item.id)

@@ -89,13 +89,19 @@ class FunctionCallOutput(_Frozen):
 
 
 class Reasoning(_Frozen):
-    """Model reasoning: readable summary paragraphs, raw reasoning text, and an opaque replay token."""
+    """Model reasoning: readable summary paragraphs, raw reasoning text, and what the vendor needs back.
+
+    `replay` is the vendor data a Rosetta adapter asked to get back verbatim (opened from our sealed
+    `encrypted_content`; it names its vendor and model). `encrypted_content` is a token that is not ours
+    (an upstream's own opaque blob), passed on unchanged.
+    """
 
     type: Literal["reasoning"] = "reasoning"
     id: str | None = None
     summary: tuple[str, ...] = ()
     content: tuple[str, ...] = ()
     encrypted_content: str | None = None
+    replay: JSON = None
 
 
 class ItemReference(_Frozen):

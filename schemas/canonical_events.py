@@ -11,7 +11,7 @@ Frozen slotted dataclasses, not pydantic: one is made per token and none needs v
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 StopReason = Literal["stop", "length", "content_filter"]
 """Why the upstream turn ended: `stop` covers natural ends, stop sequences and tool calls."""
@@ -70,10 +70,15 @@ class ArgumentsDelta:
 
 @dataclass(frozen=True, slots=True)
 class ItemDone:
-    """Closes an item. `encrypted_content` is the final replay token of a reasoning item, if any."""
+    """Closes an item.
+
+    For a reasoning item, `replay` is vendor data the adapter needs back verbatim on a later turn (the
+    gateway seals it into `encrypted_content`); `encrypted_content` is an upstream's own opaque token.
+    """
 
     key: str
     encrypted_content: str | None = None
+    replay: Any = None
 
 
 @dataclass(frozen=True, slots=True)

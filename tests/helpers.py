@@ -6,9 +6,13 @@ import itertools
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import orjson
+
 from config.models import ModelDefaults
 from gateway.encoder import ResponsesEncoder
-from gateway.intake import response_skeleton, to_canonical
+from gateway.intake import parse_body, response_skeleton, to_canonical
+from gateway.sealing import Sealer
+from schemas.canonical import Request
 from schemas.canonical_events import CanonicalEvent
 from schemas.responses_request import CreateResponse
 
@@ -19,12 +23,20 @@ def counter_ids() -> Callable[[str], str]:
     return lambda prefix: f"{prefix}_{next(counter)}"
 
 
+SEALER = Sealer("unit-test-reasoning-key")
+
+
+def canonical(body: dict[str, Any], defaults: ModelDefaults | None = None) -> Request:
+    """A wire request body (model defaults to `public`) → the canonical request adapters see."""
+    wire = parse_body(orjson.dumps({"model": "public", **body}))
+    return to_canonical(wire, "up-model", defaults or ModelDefaults(), SEALER)
+
+
 def make_encoder(body: dict[str, Any] | None = None) -> ResponsesEncoder:
     wire = CreateResponse.model_validate(body or {"model": "test-model", "input": "hi"})
-    request = to_canonical(wire, "upstream-model", ModelDefaults())
-    return ResponsesEncoder(
-        response_skeleton(wire, request, "resp_test", 1700000000), counter_ids(), lambda: 1700000001
-    )
+    request = to_canonical(wire, "upstream-model", ModelDefaults(), SEALER)
+    skeleton = response_skeleton(wire, request, "resp_test", 1700000000)
+    return ResponsesEncoder(skeleton, counter_ids(), lambda: 1700000001, SEALER.seal)
 
 
 def encode_all(events: Iterable[CanonicalEvent], body: dict[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -11,16 +11,17 @@ from config.models import ModelDefaults
 from gateway.errors import InvalidRequest, UnsupportedParameter
 from gateway.intake import parse_body, to_canonical
 from schemas import canonical as c
+from tests.helpers import SEALER
 
 
 def canonical(body: dict[str, Any], defaults: ModelDefaults | None = None) -> c.Request:
-    return to_canonical(parse_body(orjson.dumps(body)), "upstream-model", defaults or ModelDefaults())
+    return to_canonical(parse_body(orjson.dumps(body)), "upstream-model", defaults or ModelDefaults(), SEALER)
 
 
 def rejection(body: dict[str, Any] | bytes) -> InvalidRequest:
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
     with pytest.raises(InvalidRequest) as info:
-        to_canonical(parse_body(raw), "upstream-model", ModelDefaults())
+        to_canonical(parse_body(raw), "upstream-model", ModelDefaults(), SEALER)
     return info.value
 
 

@@ -14,7 +14,6 @@ import pytest
 
 from adapters.base import UpstreamTarget
 from adapters.openai_chat import PRESETS, ChatCompletionsAdapter, ChatDialect, parse_dialect
-from config.models import ModelDefaults
 from gateway.errors import (
     RateLimited,
     UnsupportedParameter,
@@ -23,7 +22,6 @@ from gateway.errors import (
     UpstreamUnavailable,
     VendorProtocolError,
 )
-from gateway.intake import parse_body, to_canonical
 from gateway.sse import SSEDecoder, SSEMessage
 from schemas import canonical as c
 from schemas.canonical_events import (
@@ -42,6 +40,7 @@ from schemas.canonical_events import (
     Usage,
     UsageReported,
 )
+from tests.helpers import canonical
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "chat"
 TARGET = UpstreamTarget(base_url="http://up.test/v1/", model="up-model", api_key="sk-test-123456789")
@@ -49,8 +48,7 @@ OPENAI = ChatCompletionsAdapter(PRESETS["openai"])
 GENERIC = ChatCompletionsAdapter(PRESETS["generic"])
 
 
-def request(body: dict[str, Any]) -> c.Request:
-    return to_canonical(parse_body(orjson.dumps({"model": "public", **body})), "up-model", ModelDefaults())
+request = canonical
 
 
 def sent(adapter: ChatCompletionsAdapter, body: dict[str, Any]) -> dict[str, Any]:
