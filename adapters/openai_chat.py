@@ -7,11 +7,12 @@ config (`dialect: {preset: vllm, …}`), never subclasses. Reference: shared/ref
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 
+from adapters._common import error_object, load_object, parse_options
 from adapters.base import UpstreamTarget, VendorRequest
 from gateway.errors import RosettaError, UnsupportedParameter, VendorProtocolError, upstream_error
 from gateway.sse import SSEMessage
@@ -79,11 +80,7 @@ def parse_dialect(options: Mapping[str, JSON]) -> ChatDialect:
     preset_name = options.pop("preset", "generic")
     if preset_name not in PRESETS:
         raise ValueError(f"unknown preset {preset_name!r} (known: {', '.join(sorted(PRESETS))})")
-    known = {f.name for f in fields(ChatDialect)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ValueError(f"unknown flag(s) {', '.join(unknown)} (known: preset, {', '.join(sorted(known))})")
-    return replace(PRESETS[preset_name], **options)
+    return parse_options(ChatDialect, options, PRESETS[preset_name])
 
 
 _FINISH: dict[str, StopReason] = {
@@ -222,7 +219,7 @@ class ChatCompletionsAdapter:
     # ------------------------------------------------------------ replies
 
     def parse_response(self, body: bytes, request: c.Request) -> list[CanonicalEvent]:
-        data = _load(body)
+        data = load_object(body)
         choices = data.get("choices") or []
         if not choices:
             raise VendorProtocolError("The upstream reply has no choices.")
@@ -254,16 +251,10 @@ class ChatCompletionsAdapter:
         return events
 
     def parse_error(self, status: int, body: bytes, retry_after: str | None) -> RosettaError:
-        message, param, code = f"Upstream returned HTTP {status}.", None, None
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            data = None
-        if isinstance(data, dict):
-            err: dict[str, JSON] = data["error"] if isinstance(data.get("error"), dict) else data
-            message = str(err.get("message") or message)
-            param = err.get("param") if isinstance(err.get("param"), str) else None
-            code = str(err["code"]) if err.get("code") is not None else None
+        err = error_object(body)
+        message = str(err.get("message") or f"Upstream returned HTTP {status}.")
+        param = err.get("param") if isinstance(err.get("param"), str) else None
+        code = str(err["code"]) if err.get("code") is not None else None
         return upstream_error(status, message, param=param, code=code, retry_after=retry_after)
 
     def open_stream(self, request: c.Request) -> ChatStreamTranslator:
@@ -292,7 +283,7 @@ class ChatStreamTranslator:
             return []
         if self._done:
             raise VendorProtocolError("The upstream sent data after [DONE].")
-        chunk = _load(message.data.encode())
+        chunk = load_object(message.data)
         if isinstance(chunk.get("error"), dict):
             err = chunk["error"]
             return [
@@ -362,16 +353,6 @@ class ChatStreamTranslator:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _load(body: bytes) -> dict[str, JSON]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise VendorProtocolError(f"The upstream sent invalid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise VendorProtocolError("The upstream sent JSON that is not an object.")
-    return data
 
 
 def _reasoning_text(obj: Mapping[str, JSON]) -> str | None:
