@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from adapters.anthropic import build_anthropic
 from adapters.base import Adapter
 from adapters.openai_chat import ChatCompletionsAdapter, parse_dialect
 
 ADAPTERS: dict[str, Callable[[Mapping[str, Any]], Adapter]] = {
     "chat_completions": lambda options: ChatCompletionsAdapter(parse_dialect(options)),
+    "anthropic": build_anthropic,
 }
 
 

@@ -36,6 +36,9 @@ class VendorRequest:
     body: bytes
     stream: bool
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    dropped: tuple[str, ...] = ()
+    """Request fields the upstream cannot carry that the adapter dropped by design (reported to the
+    client in the `x-rosetta-dropped-params` header, never silently)."""
 
 
 class StreamTranslator(Protocol):

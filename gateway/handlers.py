@@ -60,6 +60,8 @@ class Gateway:
         skeleton = response_skeleton(body, canonical, response_id, _now())
         encoder = ResponsesEncoder(skeleton, new_id, _now, self.sealer.seal)
         headers = {"x-request-id": response_id}
+        if vendor_request.dropped:
+            headers["x-rosetta-dropped-params"] = ",".join(vendor_request.dropped)
         if canonical.stream:
             translator = route.adapter.open_stream(canonical)
             return StreamingResponse(
