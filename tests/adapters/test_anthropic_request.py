@@ -210,7 +210,7 @@ def test_reasoning_effort_sets_a_thinking_budget_inside_max_tokens() -> None:
 def test_thinking_blocks_are_replayed_first_and_only_to_their_model() -> None:
     replay = {"vendor": "anthropic", "model": "claude-test", "blocks": [THINKING]}
     other_model = {"vendor": "anthropic", "model": "claude-other", "blocks": [THINKING]}
-    input_items = [
+    input_items: list[dict[str, Any]] = [
         {"role": "user", "content": "Weather?"},
         {"type": "reasoning", "summary": [], "encrypted_content": "PLACEHOLDER"},
         {"type": "function_call", "call_id": "toolu_01", "name": "get_weather", "arguments": "{}"},

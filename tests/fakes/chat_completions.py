@@ -27,25 +27,31 @@ override models.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import json
-import random
 import re
-import string
-import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from ._common import (
+    FakeUpstream,
+    RecordedRequest,
+    Reply,
+    Scenario,
+    _fake_arguments,
+    _split,
+    _token,
+    json_reply,
+    sse_reply,
+)
+from ._common import ReplyResponse as _ReplyResponse
 
 __all__ = [
     "FIXTURES_DIR",
@@ -65,7 +71,6 @@ FIXTURES_DIR: Final = Path(__file__).resolve().parent.parent / "fixtures" / "cha
 
 _SSE: Final = "text/event-stream; charset=utf-8"
 _JSON: Final = "application/json"
-_ALNUM: Final = string.ascii_letters + string.digits
 _FINGERPRINT: Final = "fp_fake000000"
 
 # Vendor dialect of each non-OpenAI fixture case, for realistic response headers.
@@ -100,75 +105,6 @@ _UNANSWERED_CALLS_MESSAGE: Final = (
 # --------------------------------------------------------------------------------------------- data
 
 
-@dataclass
-class RecordedRequest:
-    """One HTTP request as the fake received it, recorded before any validation.
-
-    ``headers`` keys are lower-case (repeated headers are joined with ``", "``).
-    ``body`` is the parsed JSON body, or ``None`` when the body was not JSON.
-    ``disconnected`` becomes true if the client went away before the reply
-    was complete (read it after :meth:`FakeChat.wait_for_disconnects`).
-    """
-
-    index: int
-    method: str
-    path: str
-    headers: dict[str, str]
-    raw_body: bytes
-    body: Any
-    disconnected: bool = False
-
-    @property
-    def model(self) -> str | None:
-        """The upstream ``model`` field, if the body had one."""
-        if isinstance(self.body, dict):
-            model = self.body.get("model")
-            return model if isinstance(model, str) else None
-        return None
-
-    @property
-    def stream(self) -> bool:
-        """Whether the body asked for SSE (``"stream": true``)."""
-        return isinstance(self.body, dict) and self.body.get("stream") is True
-
-    @property
-    def include_usage(self) -> bool:
-        """Whether the body asked for the trailing usage chunk (``stream_options.include_usage``)."""
-        if not isinstance(self.body, dict):
-            return False
-        options = self.body.get("stream_options")
-        return isinstance(options, dict) and options.get("include_usage") is True
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What the fake sends back: status, headers and the exact body bytes.
-
-    ``delay`` waits before the status line (aborted early if the client
-    disconnects); ``hang`` sends ``body`` and then keeps the response open
-    until the client disconnects. ``content-length`` is added automatically
-    for non-SSE replies unless given in ``headers``.
-    """
-
-    status: int = 200
-    body: bytes = b""
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    hang: bool = False
-
-    @property
-    def is_sse(self) -> bool:
-        """True for ``text/event-stream`` replies (sent chunked, without a length)."""
-        return any(
-            k.lower() == "content-type" and v.startswith("text/event-stream") for k, v in self.headers.items()
-        )
-
-
-#: How a model name maps to a reply: a fixture case name (``"tool_call"``), a
-#: fixed :class:`Reply`, or a function of the recorded request.
-Scenario: TypeAlias = str | Reply | Callable[[RecordedRequest], Reply]
-
-
 def fixture_bytes(name: str, fixtures_dir: Path = FIXTURES_DIR) -> bytes:
     """Exact bytes of one fixture file, e.g. ``fixture_bytes("text.stream.sse")``."""
     return (fixtures_dir / name).read_bytes()
@@ -190,26 +126,7 @@ def openai_error_body(message: str, *, type: str, param: str | None = None, code
     return (json.dumps(error, indent=4, ensure_ascii=False) + "\n").encode()
 
 
-def sse_reply(body: bytes, *, headers: Mapping[str, str] | None = None, hang: bool = False) -> Reply:
-    """A 200 ``text/event-stream`` reply with ``body`` sent verbatim."""
-    return Reply(200, body, {"content-type": _SSE, **(headers or {})}, hang=hang)
-
-
-def json_reply(body: bytes | Any, status: int = 200, *, headers: Mapping[str, str] | None = None) -> Reply:
-    """A JSON reply; ``body`` is sent verbatim if bytes, else serialised like OpenAI (2-space indent)."""
-    if not isinstance(body, bytes):
-        body = (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode()
-    return Reply(status, body, {"content-type": _JSON, **(headers or {})})
-
-
 # --------------------------------------------------------------------------------------------- helpers
-
-
-def _token(seed: str, length: int) -> str:
-    """Deterministic alphanumeric id material, so recorded runs are reproducible."""
-    digest = hashlib.sha256(seed.encode()).digest()
-    rng = random.Random(digest)
-    return "".join(rng.choice(_ALNUM) for _ in range(length))
 
 
 def _text_of(content: Any) -> str:
@@ -274,47 +191,6 @@ def _first_function_tool(tools: Any) -> tuple[str, Any] | None:
     return None
 
 
-def _fake_arguments(parameters: Any) -> dict[str, Any]:
-    """Arguments satisfying the schema's ``required`` list: strings are "Paris" (or the first enum value)."""
-    if not isinstance(parameters, dict):
-        return {}
-    properties = parameters.get("properties")
-    properties = properties if isinstance(properties, dict) else {}
-    required = parameters.get("required")
-    args: dict[str, Any] = {}
-    for name in required if isinstance(required, list) else []:
-        schema = properties.get(name)
-        schema = schema if isinstance(schema, dict) else {}
-        kind = schema.get("type")
-        kinds = kind if isinstance(kind, list) else [kind]
-        enum = schema.get("enum")
-        if isinstance(enum, list) and enum:
-            args[name] = enum[0]
-        elif "integer" in kinds or "number" in kinds:
-            args[name] = 1
-        elif "boolean" in kinds:
-            args[name] = True
-        elif "array" in kinds:
-            args[name] = []
-        elif "object" in kinds:
-            args[name] = {}
-        else:
-            args[name] = "Paris"
-    return args
-
-
-def _split(text: str, parts: int) -> list[str]:
-    """Split ``text`` into ``parts`` contiguous, non-empty fragments (fewer if it is short)."""
-    parts = max(1, min(parts, len(text)))
-    size, extra = divmod(len(text), parts)
-    out, start = [], 0
-    for i in range(parts):
-        end = start + size + (1 if i < extra else 0)
-        out.append(text[start:end])
-        start = end
-    return out
-
-
 class _OpenAIStream:
     """Builds OpenAI-framed SSE bytes for generated replies, mirroring the ``text`` fixture.
 
@@ -354,18 +230,10 @@ def _frame(obj: Any) -> str:
     return "data: " + json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n\n"
 
 
-async def _wait_disconnect(receive: Receive) -> None:
-    """Return once the ASGI server reports that the client went away."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
 # --------------------------------------------------------------------------------------------- the fake
 
 
-class FakeChat:
+class FakeChat(FakeUpstream):
     """The fake upstream: an ASGI app plus everything a test wants to inspect.
 
     Attributes tests read: ``requests`` (list of :class:`RecordedRequest`, in
@@ -387,18 +255,11 @@ class FakeChat:
         validate: bool = True,
         fixtures_dir: Path = FIXTURES_DIR,
     ) -> None:
+        super().__init__(chunk_size=chunk_size, write_delay=write_delay, seed=seed)
         self.api_key = api_key
-        self.chunk_size = (chunk_size, chunk_size) if isinstance(chunk_size, int) else chunk_size
-        if not 1 <= self.chunk_size[0] <= self.chunk_size[1]:
-            raise ValueError(f"bad chunk_size {chunk_size!r}")
-        self.write_delay = write_delay
         self.slow_seconds = slow_seconds
-        self.seed = seed
         self.validate = validate
         self.fixtures_dir = fixtures_dir
-        self.requests: list[RecordedRequest] = []
-        self._disconnects = 0
-        self._changed = threading.Condition()
         self.scenarios: dict[str, Scenario] = {**self._default_scenarios(), **(scenarios or {})}
         self.app = Starlette(
             routes=[
@@ -416,51 +277,6 @@ class FakeChat:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
-
-    # ----------------------------------------------------------------- what tests read
-
-    @property
-    def disconnects(self) -> int:
-        """How many replies the client abandoned before they were complete."""
-        with self._changed:
-            return self._disconnects
-
-    @property
-    def last_request(self) -> RecordedRequest:
-        """The most recent request (raises if none arrived)."""
-        if not self.requests:
-            raise AssertionError("the fake upstream received no request")
-        return self.requests[-1]
-
-    def wait_for_disconnects(self, count: int = 1, timeout: float = 5.0) -> bool:
-        """Block until ``disconnects >= count``; return whether that happened in time.
-
-        The server notices a closed socket asynchronously, so assert through this
-        (or :meth:`until_disconnects`) rather than reading ``disconnects`` at once.
-        """
-        with self._changed:
-            return self._changed.wait_for(lambda: self._disconnects >= count, timeout)
-
-    async def until_disconnects(self, count: int = 1, timeout: float = 5.0) -> bool:
-        """Async twin of :meth:`wait_for_disconnects` that does not block the caller's loop."""
-        deadline = time.monotonic() + timeout
-        while self.disconnects < count:
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(0.01)
-        return True
-
-    def reset(self) -> None:
-        """Forget recorded requests and disconnects (scenarios are kept)."""
-        with self._changed:
-            self.requests.clear()
-            self._disconnects = 0
-
-    def _note_disconnect(self, record: RecordedRequest) -> None:
-        with self._changed:
-            record.disconnected = True
-            self._disconnects += 1
-            self._changed.notify_all()
 
     # ----------------------------------------------------------------- routes
 
@@ -484,19 +300,6 @@ class FakeChat:
         message = f"Invalid URL ({request.method} {request.url.path})"
         body = openai_error_body(message, type="invalid_request_error")
         return _ReplyResponse(self, record, json_reply(body, 404, headers=self._openai_headers(record)))
-
-    async def _record(self, request: Request) -> RecordedRequest:
-        raw = await request.body()
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        headers: dict[str, str] = {}
-        for key, value in request.headers.items():
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        record = RecordedRequest(len(self.requests), request.method, request.url.path, headers, raw, body)
-        self.requests.append(record)
-        return record
 
     # ----------------------------------------------------------------- policy
 
@@ -757,69 +560,6 @@ class FakeChat:
             }
         )
         return scenarios
-
-    # ----------------------------------------------------------------- transport
-
-    def pieces(self, body: bytes, index: int) -> Iterator[bytes]:
-        """Split ``body`` into the pieces the fake writes for request ``index`` (deterministic)."""
-        rng = random.Random(f"{self.seed}:{index}:pieces")
-        low, high = self.chunk_size
-        start = 0
-        while start < len(body):
-            end = start + rng.randint(low, high)
-            yield body[start:end]
-            start = end
-
-
-class _ReplyResponse(Response):
-    """Sends a :class:`Reply` piece by piece while watching for the client hanging up.
-
-    Starlette's own ``StreamingResponse`` cannot do this: it never notices a
-    disconnect while the app is silent (``delay``/``hang``), which is exactly
-    when cancellation tests need it.
-    """
-
-    def __init__(self, fake: FakeChat, record: RecordedRequest, reply: Reply) -> None:
-        # Deliberately not calling Response.__init__: this class only needs to be an ASGI callable.
-        self._fake = fake
-        self._record = record
-        self._reply = reply
-        self._complete = False
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        sender = asyncio.ensure_future(self._send(send))
-        listener = asyncio.ensure_future(_wait_disconnect(receive))
-        try:
-            await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sender, listener):
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-        if listener.done() and not listener.cancelled() and not self._complete:
-            self._fake._note_disconnect(self._record)
-        elif sender.done() and not sender.cancelled():
-            sender.result()  # surface bugs in the fake itself
-
-    async def _send(self, send: Send) -> None:
-        reply = self._reply
-        if reply.delay > 0:
-            await asyncio.sleep(reply.delay)
-        headers = {k.lower(): v for k, v in reply.headers.items()}
-        if not reply.is_sse:
-            headers.setdefault("content-length", str(len(reply.body)))
-        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-        await send({"type": "http.response.start", "status": reply.status, "headers": raw_headers})
-        for i, piece in enumerate(self._fake.pieces(reply.body, self._record.index)):
-            if i:
-                await asyncio.sleep(self._fake.write_delay)  # 0 still lets the loop flush each write
-            await send({"type": "http.response.body", "body": piece, "more_body": True})
-        if reply.hang:
-            await asyncio.Event().wait()  # until the listener sees the client leave
-        # Every byte is out: a client closing now (e.g. right after [DONE]) has not abandoned anything.
-        self._complete = True
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def create_fake_chat(
