@@ -149,11 +149,14 @@ class AnthropicStreamTranslator:
 
     def _on_block_start(self, events: list[CanonicalEvent], index: int, start: dict[str, JSON]) -> None:
         kind = start.get("type")
-        if kind == "text" or (kind == "tool_use" and start.get("name") == self._output_tool):
+        if kind == "tool_use" and start.get("name") == self._output_tool:
+            self._close_message(events)  # the structured answer is a message of its own, JSON only
+            kind = "output"
+        if kind in ("text", "output"):
             if self._message is None:
                 self._open_message(events, f"b{index}")
             assert self._message is not None
-            block = self._blocks[index] = _Block("text" if kind == "text" else "output", self._message)
+            block = self._blocks[index] = _Block(kind, self._message)
             if start.get("text"):
                 events.append(TextDelta(block.key, start["text"]))
             return
