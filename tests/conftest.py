@@ -1,4 +1,4 @@
-"""Shared fixtures: Rosetta served by uvicorn on 127.0.0.1 in front of the fake Chat Completions upstream.
+"""Shared fixtures: Rosetta served by uvicorn on 127.0.0.1 in front of fake vendor upstreams.
 
 Real sockets on both sides (not ASGITransport or TestClient, which buffer bodies and never report a
 client disconnect), so streaming, chunking and cancellation behave as in production.
@@ -13,6 +13,7 @@ import pytest
 from config.loader import parse_settings
 from config.models import Settings
 from gateway.app import create_app
+from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.chat_completions import FakeChat
 from tests.fakes.server import serve
 
@@ -34,7 +35,20 @@ def fake(fake_upstream: tuple[FakeChat, str]) -> FakeChat:
     return fake_upstream[0]
 
 
-def gateway_settings(upstream_url: str) -> Settings:
+@pytest.fixture(scope="session")
+def fake_anthropic_upstream() -> Iterator[tuple[FakeAnthropic, str]]:
+    fake = FakeAnthropic(api_key=UPSTREAM_KEY)
+    with serve(fake) as base_url:
+        yield fake, f"{base_url}/v1"
+
+
+@pytest.fixture
+def anthropic_fake(fake_anthropic_upstream: tuple[FakeAnthropic, str]) -> FakeAnthropic:
+    fake_anthropic_upstream[0].reset()
+    return fake_anthropic_upstream[0]
+
+
+def gateway_settings(upstream_url: str, anthropic_url: str = "http://127.0.0.1:9/v1") -> Settings:
     scenarios = ["text", "tool_call", "parallel_tool_calls", "agent", "echo", "reasoning_vllm", "refusal"]
     return parse_settings(
         {
@@ -54,6 +68,13 @@ def gateway_settings(upstream_url: str) -> Settings:
                     "api_key": UPSTREAM_KEY,
                     "dialect": {"preset": "openai"},
                 },
+                "anthropic": {
+                    "kind": "anthropic",
+                    "base_url": anthropic_url,
+                    "api_key": UPSTREAM_KEY,
+                    "timeouts": {"read": 1.5},
+                    "dialect": {"default_max_tokens": 1024},
+                },
                 "down": {"kind": "chat_completions", "base_url": "http://127.0.0.1:9/v1"},
             },
             "models": {
@@ -70,7 +91,10 @@ def gateway_settings(upstream_url: str) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def gateway(fake_upstream: tuple[FakeChat, str]) -> Iterator[str]:
+def gateway(
+    fake_upstream: tuple[FakeChat, str], fake_anthropic_upstream: tuple[FakeAnthropic, str]
+) -> Iterator[str]:
     """Base URL of the gateway (without `/v1`)."""
-    with serve(create_app(gateway_settings(fake_upstream[1]))) as base_url:
+    settings = gateway_settings(fake_upstream[1], fake_anthropic_upstream[1])
+    with serve(create_app(settings)) as base_url:
         yield base_url

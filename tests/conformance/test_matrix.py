@@ -1,0 +1,304 @@
+"""One scenario suite, run for every adapter: the real `openai` and openai-agents SDKs against Rosetta in
+front of each vendor's byte-exact fake (TensorZero style). A new adapter joins by adding a `Vendor` row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from agents import Agent, ModelSettings, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
+from openai.types.shared import Reasoning
+from pydantic import BaseModel
+
+from tests.conftest import API_KEY
+from tests.fakes._common import FakeUpstream
+from tests.invariants import check_stream, parse_sse
+
+set_tracing_disabled(True)
+
+
+@dataclass(frozen=True)
+class Vendor:
+    provider: str
+    fixture: str
+    """Name of the pytest fixture giving this vendor's fake (reset per test)."""
+    models: dict[str, str]
+    """Scenario → the fake's model name for it."""
+    call_ids: tuple[str, ...]
+    """`call_id`s of the recorded single tool call (stream, then JSON recording)."""
+    parallel_call_ids: tuple[str, str]
+    overloaded_status: int
+
+
+VENDORS = {
+    "chat": Vendor(
+        provider="fake",
+        fixture="fake",
+        models={
+            "text": "fake-text",
+            "tool": "fake-tool_call",
+            "parallel": "fake-parallel_tool_calls",
+            "reasoning": "fake-reasoning_vllm",
+            "refusal": "fake-refusal",
+            "length": "fake-length",
+            "error_midstream": "fake-error_midstream",
+            "agent": "fake-agent",
+            "echo": "fake-echo",
+            "hang": "fake-hang-midstream",
+            "overloaded": "fake-error-503",
+        },
+        call_ids=("call_DpjvsNfnvna8nYyy4L4ODR7F", "call_TOiqKIDak742ndjkRKCX22OG"),
+        parallel_call_ids=("call_Bys2jVNOjY0Ha3vL4GXRtNJv", "call_pXkwQLQflIodwlkm2Wvqw47r"),
+        overloaded_status=503,
+    ),
+    "anthropic": Vendor(
+        provider="anthropic",
+        fixture="anthropic_fake",
+        models={
+            "text": "fake-text",
+            "tool": "fake-tool_use",
+            "parallel": "fake-parallel_tool_use",
+            "reasoning": "fake-thinking_text",
+            "refusal": "fake-refusal",
+            "length": "fake-max_tokens",
+            "error_midstream": "fake-error_midstream",
+            "agent": "fake-agent",
+            "echo": "fake-echo",
+            "hang": "fake-hang-midstream",
+            "overloaded": "fake-error-529",
+        },
+        call_ids=("toolu_01z1NHprmEGvBJavUVGkjsHx", "toolu_01frvMN7GFPbtCv89CvQtzFT"),
+        parallel_call_ids=("toolu_017gTmsZTNvEneGTUADXxp7Q", "toolu_01EnXC82HYaaKZtp6FsgYiaY"),
+        overloaded_status=503,
+    ),
+}
+WEATHER: Any = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"location": {"type": "string"}},
+        "required": ["location"],
+    },
+}
+
+
+@dataclass
+class Route:
+    vendor: Vendor
+    fake: FakeUpstream
+    sdk: openai.OpenAI
+    gateway: str
+
+    def model(self, scenario: str) -> str:
+        return f"{self.vendor.provider}/{self.vendor.models[scenario]}"
+
+    def events(self, scenario: str, **kwargs: Any) -> list[dict[str, Any]]:
+        stream = self.sdk.responses.create(model=self.model(scenario), stream=True, **kwargs)
+        return [event.model_dump(mode="json", exclude_unset=True) for event in stream]
+
+
+@pytest.fixture(params=sorted(VENDORS))
+def route(request: pytest.FixtureRequest, gateway: str) -> Iterator[Route]:
+    vendor = VENDORS[request.param]
+    fake = request.getfixturevalue(vendor.fixture)
+    with openai.OpenAI(base_url=f"{gateway}/v5", api_key=API_KEY, max_retries=0) as sdk:
+        yield Route(vendor, fake, sdk, gateway)
+
+
+def test_text_json_and_stream_agree(route: Route) -> None:
+    response = route.sdk.responses.create(
+        model=route.model("text"), input="Say hello", instructions="Be kind."
+    )
+    assert response.status == "completed" and response.output_text == "Hello there, friend!"
+    assert response.usage is not None
+    assert (response.usage.input_tokens, response.usage.output_tokens, response.usage.total_tokens) == (
+        13,
+        6,
+        19,
+    )
+    events = route.events("text", input="Say hello")
+    final = check_stream(events)
+    types = [e["type"] for e in events]
+    assert types[:4] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]
+    assert types[-4:] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert set(types[4:-4]) == {"response.output_text.delta"}
+    assert final["output"][0]["content"][0]["text"] == "Hello there, friend!"
+    assert final["usage"] == response.usage.model_dump(exclude_none=True)
+
+
+def test_stream_helper(route: Route) -> None:
+    with route.sdk.responses.stream(model=route.model("text"), input="Say hello") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == final.output_text == "Hello there, friend!"
+
+
+def test_tool_call_keeps_the_vendor_call_id(route: Route) -> None:
+    final = check_stream(route.events("tool", input="Weather in Paris?", tools=[WEATHER]))
+    [call] = [o for o in final["output"] if o["type"] == "function_call"]
+    assert (call["call_id"], call["name"]) == (route.vendor.call_ids[0], "get_weather")
+    assert json.loads(call["arguments"]) == {"location": "Paris"}
+    response = route.sdk.responses.create(
+        model=route.model("tool"), input="Weather in Paris?", tools=[WEATHER]
+    )
+    assert [o.call_id for o in response.output if o.type == "function_call"] == [route.vendor.call_ids[1]]
+
+
+def test_parallel_tool_calls(route: Route) -> None:
+    final = check_stream(route.events("parallel", input="Paris and Tokyo?", tools=[WEATHER]))
+    calls = [o for o in final["output"] if o["type"] == "function_call"]
+    assert [c["call_id"] for c in calls] == list(route.vendor.parallel_call_ids)
+    assert [json.loads(c["arguments"])["location"] for c in calls] == ["Paris", "Tokyo"]
+
+
+def test_reasoning_item_precedes_the_answer(route: Route) -> None:
+    final = check_stream(route.events("reasoning", input="hi", reasoning={"summary": "auto"}))
+    reasoning, message = final["output"]
+    assert reasoning["type"] == "reasoning" and reasoning["summary"][0]["text"]
+    assert message["type"] == "message" and message["content"][0]["text"].strip().startswith("Hello")
+
+
+def test_refusal_part(route: Route) -> None:
+    final = check_stream(route.events("refusal", input="something bad"))
+    assert final["status"] == "completed"
+    parts = [p for o in final["output"] if o["type"] == "message" for p in o["content"]]
+    assert parts[-1]["type"] == "refusal" and parts[-1]["refusal"]
+
+
+def test_output_budget_exhausted_is_incomplete(route: Route) -> None:
+    events = route.events("length", input="Tell me a story")
+    final = check_stream(events)
+    assert events[-1]["type"] == "response.incomplete"
+    assert final["incomplete_details"] == {"reason": "max_output_tokens"}
+
+
+def test_vendor_error_mid_stream_is_response_failed(route: Route) -> None:
+    with httpx.Client(base_url=route.gateway, timeout=10) as http:
+        body = {"model": route.model("error_midstream"), "input": "x", "stream": True}
+        reply = http.post("/v5/responses", json=body, headers={"Authorization": f"Bearer {API_KEY}"})
+    events = parse_sse(reply.content)
+    assert check_stream(events)["status"] == "failed"
+    assert [e["type"] for e in events[-2:]] == ["error", "response.failed"]
+
+
+def test_overloaded_upstream_is_503(route: Route) -> None:
+    with pytest.raises(openai.InternalServerError) as info:
+        route.sdk.responses.create(model=route.model("overloaded"), input="x")
+    assert info.value.status_code == route.vendor.overloaded_status
+
+
+def test_structured_output_with_parse(route: Route) -> None:
+    class Weather(BaseModel):
+        city: str
+        temp_c: int
+
+    parsed = route.sdk.responses.parse(
+        model=route.model("echo"), input='{"city": "Paris", "temp_c": 21}', text_format=Weather
+    )
+    assert parsed.output_parsed == Weather(city="Paris", temp_c=21)
+
+
+def test_function_call_round_trip(route: Route) -> None:
+    first = route.sdk.responses.create(model=route.model("agent"), input="Weather in Paris?", tools=[WEATHER])
+    [call] = [o for o in first.output if o.type == "function_call"]
+    history: list[Any] = [
+        {"role": "user", "content": "Weather in Paris?"},
+        *[o.model_dump(exclude_none=True) for o in first.output],  # output items replayed as input
+        {"type": "function_call_output", "call_id": call.call_id, "output": "21C and sunny"},
+    ]
+    second = route.sdk.responses.create(model=route.model("agent"), input=history, tools=[WEATHER])
+    assert second.output_text == "The tool said: 21C and sunny"
+
+
+async def test_client_disconnect_cancels_the_upstream(route: Route) -> None:
+    body = {"model": route.model("hang"), "input": "x", "stream": True}
+    async with (
+        httpx.AsyncClient(base_url=route.gateway, timeout=10) as http,
+        http.stream(
+            "POST", "/v5/responses", json=body, headers={"Authorization": f"Bearer {API_KEY}"}
+        ) as reply,
+    ):
+        assert reply.status_code == 200
+        received = b""
+        async for chunk in reply.aiter_bytes():
+            received += chunk
+            if b"response.output_text.delta" in received:
+                break
+    assert await route.fake.until_disconnects(1)
+
+
+@function_tool
+def get_weather(location: str) -> str:
+    """Get the current weather for a city."""
+    return f"Sunny and 21C in {location}"
+
+
+@pytest.fixture
+async def agent_client(route: Route) -> AsyncIterator[tuple[Route, AsyncIterator[Any] | Any]]:
+    client = openai.AsyncOpenAI(base_url=f"{route.gateway}/v5", api_key=API_KEY, max_retries=0)
+    yield route, client
+    await client.close()
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_agents_sdk_tool_round_trip(agent_client: tuple[Route, Any], streamed: bool) -> None:
+    route, client = agent_client
+    agent = Agent(
+        name="weather",
+        instructions="Answer weather questions with the tool.",
+        tools=[get_weather],
+        model=OpenAIResponsesModel(model=route.model("agent"), openai_client=client),
+    )
+    if streamed:
+        result = Runner.run_streamed(agent, "What's the weather in Paris?")
+        async for _ in result.stream_events():
+            pass
+    else:
+        result = await Runner.run(agent, "What's the weather in Paris?")  # type: ignore[assignment]
+    assert result.final_output == "The tool said: Sunny and 21C in Paris"
+    assert len(route.fake.requests) == 2
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_agents_sdk_thinking_round_trip_over_anthropic(
+    gateway: str, anthropic_fake: FakeUpstream, streamed: bool
+) -> None:
+    """Thinking blocks come back byte-exact, signatures included: the fake rejects anything else."""
+    async with openai.AsyncOpenAI(base_url=f"{gateway}/v5", api_key=API_KEY, max_retries=0) as client:
+        agent = Agent(
+            name="weather",
+            instructions="Answer weather questions with the tool.",
+            tools=[get_weather],
+            model=OpenAIResponsesModel(model="anthropic/fake-thinking-agent", openai_client=client),
+            model_settings=ModelSettings(reasoning=Reasoning(effort="low"), store=False),
+        )
+        if streamed:
+            result = Runner.run_streamed(agent, "What's the weather in Paris?")
+            async for _ in result.stream_events():
+                pass
+        else:
+            result = await Runner.run(agent, "What's the weather in Paris?")  # type: ignore[assignment]
+    assert result.final_output == "The tool said: Sunny and 21C in Paris"
+    second = anthropic_fake.requests[1].body
+    assistant = next(m for m in second["messages"] if m["role"] == "assistant")
+    first_reply_thinking = assistant["content"][0]
+    assert first_reply_thinking["type"] == "thinking" and first_reply_thinking["signature"]
+    assert assistant["content"][1]["type"] == "tool_use"
