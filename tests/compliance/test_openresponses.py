@@ -2,8 +2,9 @@
 
 The suite's code stays out of this repository: point `OPENRESPONSES_DIR` at a checkout (default: a
 sibling `openresponses/` beside this checkout, or `/work/openresponses`); README "Development" says how
-to get one. Without bun or a checkout the test is skipped with the reason. The fake's `fake-agent`
-model answers with text, and calls the first tool when tools are given, as the suite's cases expect.
+to get one. Without bun or a checkout the test is skipped with the reason. Each fake's
+`fake-agent` model answers with text, and calls the first tool when tools are given, as the suite's
+cases expect; the suite runs against a Chat-routed and an Anthropic-routed model.
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ def suite() -> Path:
     return found[0]
 
 
-@pytest.mark.parametrize("prefix", ["v1", "v5"])
-def test_compliance_suite_passes(suite: Path, gateway: str, prefix: str) -> None:
-    model = "m-agent" if prefix == "v1" else "fake/fake-agent"
+@pytest.mark.parametrize(
+    ("prefix", "model"), [("v1", "m-agent"), ("v5", "fake/fake-agent"), ("v5", "anthropic/fake-agent")]
+)
+def test_compliance_suite_passes(suite: Path, gateway: str, prefix: str, model: str) -> None:
     result = subprocess.run(
         ["bash", str(SCRIPT), str(suite), f"{gateway}/{prefix}", API_KEY, model],
         capture_output=True,

@@ -94,10 +94,12 @@ def local_gateway(llama_server: str) -> Iterator[str]:
                     "kind": "chat_completions",
                     "base_url": llama_server,
                     "dialect": {"preset": "llama.cpp"},
-                }
+                },
+                "local-messages": {"kind": "anthropic", "base_url": llama_server},
             },
             "models": {
-                "local": {"provider": "local", "model": "smollm2", "defaults": {"max_output_tokens": 48}}
+                name: {"provider": name, "model": "smollm2", "defaults": {"max_output_tokens": 48}}
+                for name in ("local", "local-messages")
             },
         },
         {},

@@ -1,4 +1,8 @@
-"""End to end: the official `openai` SDK → Rosetta → a real llama.cpp server. Structure, not wording."""
+"""End to end: the official `openai` SDK → Rosetta → a real llama.cpp server. Structure, not wording.
+
+Every test runs over both protocols the server speaks: Chat Completions (`local`) and Anthropic Messages
+(`local-messages`), through their adapters.
+"""
 
 from __future__ import annotations
 
@@ -30,11 +34,16 @@ def client(local_gateway: str) -> Iterator[OpenAI]:
         yield client
 
 
-def test_json_reply(client: OpenAI) -> None:
-    response = client.responses.create(model="local", input="Say hello to Alice.", temperature=0)
+@pytest.fixture(params=["local", "local-messages"])
+def model(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_json_reply(client: OpenAI, model: str) -> None:
+    response = client.responses.create(model=model, input="Say hello to Alice.", temperature=0)
     assert response.id.startswith("resp_")
     assert response.status in ("completed", "incomplete")
-    assert response.model == "local"
+    assert response.model == model
     assert response.max_output_tokens == 48  # the model's default from config, echoed
     message = response.output[-1]
     assert message.type == "message" and message.role == "assistant"
@@ -44,23 +53,23 @@ def test_json_reply(client: OpenAI) -> None:
     assert response.usage.total_tokens == response.usage.input_tokens + response.usage.output_tokens
 
 
-def test_streamed_reply(client: OpenAI) -> None:
-    stream = client.responses.create(model="local", input="Count from 1 to 5.", stream=True, temperature=0)
+def test_streamed_reply(client: OpenAI, model: str) -> None:
+    stream = client.responses.create(model=model, input="Count from 1 to 5.", stream=True, temperature=0)
     events = [event.model_dump(mode="json", exclude_unset=True) for event in stream]
     final = check_stream(events)
     assert final["status"] in ("completed", "incomplete")
     deltas = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
     assert deltas.strip() and deltas == final["output"][-1]["content"][0]["text"]
 
-    with client.responses.stream(model="local", input="Name a colour.", temperature=0) as helper:
+    with client.responses.stream(model=model, input="Name a colour.", temperature=0) as helper:
         texts = [event.delta for event in helper if event.type == "response.output_text.delta"]
         response = helper.get_final_response()
     assert "".join(texts) == response.output_text and response.output_text.strip()
 
 
-def test_multi_turn_conversation(client: OpenAI) -> None:
+def test_multi_turn_conversation(client: OpenAI, model: str) -> None:
     response = client.responses.create(
-        model="local",
+        model=model,
         input=[
             {"role": "system", "content": "You are a friendly assistant."},
             {"role": "user", "content": "My name is Alice."},
@@ -73,11 +82,11 @@ def test_multi_turn_conversation(client: OpenAI) -> None:
     assert response.output[-1].type == "message" and response.output_text.strip()
 
 
-def test_function_call_round_trip(client: OpenAI) -> None:
+def test_function_call_round_trip(client: OpenAI, model: str) -> None:
     """The prefill recipe from shared/reference/local-model-server.md makes the tiny model call the tool."""
     question: Any = {"role": "user", "content": "What is the weather in Paris?"}
     first = client.responses.create(
-        model="local",
+        model=model,
         input=[question, {"role": "assistant", "content": "<tool_call>\n"}],
         tools=[WEATHER_TOOL],
         tool_choice="required",
@@ -96,6 +105,6 @@ def test_function_call_round_trip(client: OpenAI) -> None:
             {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments}
         )
         history.append({"type": "function_call_output", "call_id": call.call_id, "output": '{"temp_c": 21}'})
-    second = client.responses.create(model="local", input=history, tools=[WEATHER_TOOL], temperature=0)
+    second = client.responses.create(model=model, input=history, tools=[WEATHER_TOOL], temperature=0)
     assert second.status in ("completed", "incomplete")
     assert second.output, second
