@@ -39,7 +39,7 @@ class Gateway:
         self.router = Router(settings)
         self.client = client
         key = settings.server.reasoning_key
-        self.sealer = Sealer(key.get_secret_value() if key else None)
+        self.sealer = Sealer((key.get_secret_value() if key else "") or None)
 
     def authenticate(self, request: Request) -> Principal:
         return self.keys.authenticate(request.headers)

@@ -26,9 +26,9 @@ _AAD = b"rosetta reasoning carrier v1"
 
 class Sealer:
     def __init__(self, secret: str | bytes | None) -> None:
-        """`secret`: any string (hashed to a 256-bit key). None makes a random per-process key, so
-        carriers survive neither restarts nor other replicas: fine for a laptop, not for production."""
-        if secret is None:
+        """`secret`: any string (hashed to a 256-bit key). None or empty makes a random per-process key,
+        so carriers survive neither restarts nor other replicas: fine for a laptop, not for production."""
+        if not secret:
             key = os.urandom(32)
         else:
             key = hashlib.sha256(secret.encode() if isinstance(secret, str) else secret).digest()

@@ -61,3 +61,9 @@ def test_encoder_seals_replay_data_into_encrypted_content() -> None:
     events = encode_all([ReasoningStarted("r"), ItemDone("r", replay=PAYLOAD), Finished()])
     item = events[-1]["response"]["output"][0]
     assert SEALER.open(item["encrypted_content"], "p") == PAYLOAD
+
+
+def test_an_empty_secret_means_a_random_key_not_a_public_one() -> None:
+    token = Sealer("").seal(PAYLOAD)
+    with pytest.raises(InvalidRequest):
+        Sealer("").open(token, "p")
