@@ -7,7 +7,7 @@ random numbers. That keeps every adapter testable from recorded bytes; transport
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -15,6 +15,10 @@ from gateway.errors import RosettaError
 from gateway.sse import SSEMessage
 from schemas.canonical import Request
 from schemas.canonical_events import CanonicalEvent
+
+
+IdMinter = Callable[[str], str]
+"""`prefix → fresh id`, e.g. `call` → `call_9f2c…`; injected by the gateway (and made predictable in tests)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ class Adapter(Protocol):
 
     def build_request(self, request: Request, target: UpstreamTarget) -> VendorRequest: ...
 
-    def parse_response(self, body: bytes, request: Request) -> list[CanonicalEvent]:
+    def parse_response(self, body: bytes, request: Request, ids: IdMinter) -> list[CanonicalEvent]:
         """A whole non-streaming reply, as the same canonical events a stream would give.
 
         Returning events rather than a finished object means JSON replies and streams pass through the
@@ -64,4 +68,7 @@ class Adapter(Protocol):
 
     def parse_error(self, status: int, body: bytes, retry_after: str | None) -> RosettaError: ...
 
-    def open_stream(self, request: Request) -> StreamTranslator: ...
+    def open_stream(self, request: Request, ids: IdMinter) -> StreamTranslator:
+        """`ids` mints ids the vendor does not send (e.g. Gemini call ids), keeping adapters free of
+        randomness of their own."""
+        ...

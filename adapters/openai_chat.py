@@ -13,7 +13,7 @@ from typing import Any, Literal
 import orjson
 
 from adapters._common import error_object, load_object, parse_options
-from adapters.base import UpstreamTarget, VendorRequest
+from adapters.base import IdMinter, UpstreamTarget, VendorRequest
 from gateway.errors import RosettaError, UnsupportedParameter, VendorProtocolError, upstream_error
 from gateway.sse import SSEMessage
 from schemas import canonical as c
@@ -218,7 +218,7 @@ class ChatCompletionsAdapter:
 
     # ------------------------------------------------------------ replies
 
-    def parse_response(self, body: bytes, request: c.Request) -> list[CanonicalEvent]:
+    def parse_response(self, body: bytes, request: c.Request, ids: IdMinter) -> list[CanonicalEvent]:
         data = load_object(body)
         choices = data.get("choices") or []
         if not choices:
@@ -257,7 +257,7 @@ class ChatCompletionsAdapter:
         code = str(err["code"]) if err.get("code") is not None else None
         return upstream_error(status, message, param=param, code=code, retry_after=retry_after)
 
-    def open_stream(self, request: c.Request) -> ChatStreamTranslator:
+    def open_stream(self, request: c.Request, ids: IdMinter) -> ChatStreamTranslator:
         return ChatStreamTranslator(request)
 
 

@@ -63,14 +63,14 @@ class Gateway:
         if vendor_request.dropped:
             headers["x-rosetta-dropped-params"] = ",".join(vendor_request.dropped)
         if canonical.stream:
-            translator = route.adapter.open_stream(canonical)
+            translator = route.adapter.open_stream(canonical, new_id)
             return StreamingResponse(
                 translate_stream(iter_bytes(upstream), translator, encoder),
                 media_type="text/event-stream; charset=utf-8",
                 headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 background=BackgroundTask(upstream.aclose),
             )
-        reply = collect_response(await read_all(upstream), route.adapter, canonical, encoder)
+        reply = collect_response(await read_all(upstream), route.adapter, canonical, encoder, new_id)
         return JSONResponse(reply, headers=headers)
 
     async def list_models(self, request: Request) -> Response:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterable
 
-from adapters.base import Adapter, StreamTranslator
+from adapters.base import Adapter, IdMinter, StreamTranslator
 from gateway.encoder import ResponsesEncoder, WireEvent
 from gateway.errors import RosettaError
 from gateway.sse import SSEDecoder, SSEMessage, encode_event
@@ -65,10 +65,10 @@ async def translate_stream(
 
 
 def collect_response(
-    body: bytes, adapter: Adapter, request: Request, encoder: ResponsesEncoder
+    body: bytes, adapter: Adapter, request: Request, encoder: ResponsesEncoder, ids: IdMinter
 ) -> dict[str, object]:
     """A non-streaming reply through the same encoder, so JSON and SSE replies carry identical objects."""
-    events: list[CanonicalEvent] = adapter.parse_response(body, request)
+    events: list[CanonicalEvent] = adapter.parse_response(body, request, ids)
     encoder.start()
     for event in events:
         encoder.feed(event)

@@ -24,6 +24,7 @@ def counter_ids() -> Callable[[str], str]:
 
 
 SEALER = Sealer("unit-test-reasoning-key")
+IDS = counter_ids()
 
 
 def canonical(body: dict[str, Any], defaults: ModelDefaults | None = None) -> Request:

@@ -12,7 +12,7 @@ from adapters.openai_chat import ChatCompletionsAdapter
 from gateway.errors import UpstreamTimeout
 from gateway.stream import translate_stream
 from schemas.canonical import Message, Request
-from tests.helpers import make_encoder
+from tests.helpers import IDS, make_encoder
 from tests.invariants import check_stream, parse_sse
 
 FIXTURES = Path(__file__).parent / "fixtures" / "chat"
@@ -45,7 +45,9 @@ class Upstream:
 async def drive(upstream: Upstream) -> list[tuple[int, bytes]]:
     """(chunks pulled so far, bytes written) for every write the driver makes."""
     writes = []
-    async for data in translate_stream(upstream.__aiter__(), ADAPTER.open_stream(REQUEST), make_encoder()):
+    async for data in translate_stream(
+        upstream.__aiter__(), ADAPTER.open_stream(REQUEST, IDS), make_encoder()
+    ):
         writes.append((upstream.pulled, data))
     return writes
 

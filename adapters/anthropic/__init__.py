@@ -16,7 +16,7 @@ from adapters._common import error_object
 from adapters.anthropic.options import AnthropicOptions, parse_anthropic_options
 from adapters.anthropic.reply import AnthropicStreamTranslator, message_as_stream
 from adapters.anthropic.request import build_body
-from adapters.base import UpstreamTarget, VendorRequest
+from adapters.base import IdMinter, UpstreamTarget, VendorRequest
 from gateway.errors import RosettaError, upstream_error
 from gateway.sse import SSEMessage
 from schemas import canonical as c
@@ -43,9 +43,9 @@ class AnthropicAdapter:
         url = target.base_url.rstrip("/") + "/messages"
         return VendorRequest("POST", url, orjson.dumps(body), request.stream, headers, dropped)
 
-    def parse_response(self, body: bytes, request: c.Request) -> list[CanonicalEvent]:
+    def parse_response(self, body: bytes, request: c.Request, ids: IdMinter) -> list[CanonicalEvent]:
         """The whole message replayed as the stream it would have been: one translation for both."""
-        translator = self.open_stream(request)
+        translator = self.open_stream(request, ids)
         events: list[CanonicalEvent] = []
         for event_type, data in message_as_stream(body):
             events += translator.feed(SSEMessage(data=orjson.dumps(data).decode(), event=event_type))
@@ -57,7 +57,7 @@ class AnthropicAdapter:
         code = str(err["type"]) if isinstance(err.get("type"), str) else None
         return upstream_error(status, message, code=code, retry_after=retry_after)
 
-    def open_stream(self, request: c.Request) -> AnthropicStreamTranslator:
+    def open_stream(self, request: c.Request, ids: IdMinter) -> AnthropicStreamTranslator:
         return AnthropicStreamTranslator(request, self.options)
 
 

@@ -38,7 +38,7 @@ from schemas.canonical_events import (
     Usage,
     UsageReported,
 )
-from tests.helpers import canonical
+from tests.helpers import IDS, canonical
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "anthropic"
 ADAPTER = AnthropicAdapter(AnthropicOptions())
@@ -58,7 +58,7 @@ def merged(events: list[CanonicalEvent]) -> list[CanonicalEvent]:
 
 
 def stream(raw: bytes, request: c.Request = PLAIN, cut: int | None = None) -> list[CanonicalEvent]:
-    decoder, translator = SSEDecoder(), ADAPTER.open_stream(request)
+    decoder, translator = SSEDecoder(), ADAPTER.open_stream(request, IDS)
     chunks = [raw] if cut is None else [raw[:cut], raw[cut:]]
     events: list[CanonicalEvent] = []
     for message in [m for chunk in chunks for m in decoder.feed(chunk)] + decoder.flush():
@@ -139,7 +139,7 @@ def test_thinking_is_a_reasoning_item_carrying_the_signed_block() -> None:
 
 
 def test_json_thinking_reply_replays_the_block_verbatim() -> None:
-    events = ADAPTER.parse_response(fixture("thinking_tool_use.response.json"), PLAIN)
+    events = ADAPTER.parse_response(fixture("thinking_tool_use.response.json"), PLAIN, IDS)
     done = next(e for e in events if isinstance(e, ItemDone) and e.replay is not None)
     assert done.replay == thinking_replay("thinking_tool_use")
 
@@ -148,7 +148,7 @@ def test_redacted_thinking_has_no_text_but_is_carried() -> None:
     events = merged(stream(fixture("redacted_thinking.stream.sse")))
     assert events[0] == ReasoningStarted("b0")
     assert isinstance(events[1], ItemDone) and events[1].replay["blocks"][0]["type"] == "redacted_thinking"
-    assert ADAPTER.parse_response(fixture("redacted_thinking.response.json"), PLAIN)[1] == ItemDone(
+    assert ADAPTER.parse_response(fixture("redacted_thinking.response.json"), PLAIN, IDS)[1] == ItemDone(
         "b0", replay=thinking_replay("redacted_thinking", "redacted_thinking")
     )
 
@@ -164,7 +164,7 @@ def test_thinking_is_summary_text_when_a_summary_is_asked_for() -> None:
 )
 def test_stop_reasons(case: str, reason: str) -> None:
     assert stream(fixture(f"{case}.stream.sse"))[-1] == Finished(reason)  # type: ignore[arg-type]
-    assert ADAPTER.parse_response(fixture(f"{case}.response.json"), PLAIN)[-1] == Finished(reason)  # type: ignore[arg-type]
+    assert ADAPTER.parse_response(fixture(f"{case}.response.json"), PLAIN, IDS)[-1] == Finished(reason)  # type: ignore[arg-type]
 
 
 def test_refusal_becomes_a_refusal_part() -> None:
@@ -239,7 +239,7 @@ def test_vendor_errors(name: str, status: int, kind: type, code: str | None, exp
 
 
 def test_unknown_events_and_blocks_are_protocol_errors() -> None:
-    translator = build_anthropic({}).open_stream(PLAIN)
+    translator = build_anthropic({}).open_stream(PLAIN, IDS)
     with pytest.raises(VendorProtocolError):
         translator.feed(SSEMessage('{"type":"mystery"}', "mystery"))
     with pytest.raises(VendorProtocolError):
@@ -251,4 +251,4 @@ def test_unknown_events_and_blocks_are_protocol_errors() -> None:
             SSEMessage('{"type":"content_block_delta","index":5,"delta":{"type":"text_delta","text":"x"}}')
         )
     with pytest.raises(VendorProtocolError):
-        ADAPTER.parse_response(b'{"type": "error"}', PLAIN)
+        ADAPTER.parse_response(b'{"type": "error"}', PLAIN, IDS)

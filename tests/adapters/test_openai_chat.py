@@ -40,7 +40,7 @@ from schemas.canonical_events import (
     Usage,
     UsageReported,
 )
-from tests.helpers import canonical
+from tests.helpers import IDS, canonical
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "chat"
 TARGET = UpstreamTarget(base_url="http://up.test/v1/", model="up-model", api_key="sk-test-123456789")
@@ -321,7 +321,7 @@ def test_dialect_options_are_validated() -> None:
 
 def stream_events(raw: bytes, req: c.Request, cut: int | None = None) -> list[CanonicalEvent]:
     """Decode and translate a recorded stream, optionally delivered as two chunks split at `cut`."""
-    decoder, translator = SSEDecoder(), GENERIC.open_stream(req)
+    decoder, translator = SSEDecoder(), GENERIC.open_stream(req, IDS)
     chunks = [raw] if cut is None else [raw[:cut], raw[cut:]]
     messages: list[SSEMessage] = [m for chunk in chunks for m in decoder.feed(chunk)] + decoder.flush()
     events: list[CanonicalEvent] = []
@@ -522,12 +522,13 @@ JSON_CASES = {
 @pytest.mark.parametrize("case", sorted(JSON_CASES))
 def test_recorded_json_reply_gives_exact_events(case: str) -> None:
     assert (
-        GENERIC.parse_response((FIXTURES / f"{case}.response.json").read_bytes(), PLAIN) == JSON_CASES[case]
+        GENERIC.parse_response((FIXTURES / f"{case}.response.json").read_bytes(), PLAIN, IDS)
+        == JSON_CASES[case]
     )
 
 
 def test_parallel_calls_json_matches_the_stream_shape() -> None:
-    events = GENERIC.parse_response((FIXTURES / "parallel_tool_calls.response.json").read_bytes(), PLAIN)
+    events = GENERIC.parse_response((FIXTURES / "parallel_tool_calls.response.json").read_bytes(), PLAIN, IDS)
     assert [type(e).__name__ for e in events] == [
         "FunctionCallStarted",
         "ArgumentsDelta",
@@ -570,13 +571,13 @@ def test_vendor_errors_map_to_gateway_statuses(
 
 
 def test_unreadable_vendor_bytes_are_a_protocol_error() -> None:
-    translator = GENERIC.open_stream(PLAIN)
+    translator = GENERIC.open_stream(PLAIN, IDS)
     with pytest.raises(VendorProtocolError):
         translator.feed(SSEMessage(data="{not json"))
     with pytest.raises(VendorProtocolError):
-        GENERIC.parse_response(b'{"choices": []}', PLAIN)
+        GENERIC.parse_response(b'{"choices": []}', PLAIN, IDS)
     with pytest.raises(VendorProtocolError):
-        GENERIC.open_stream(PLAIN).feed(
+        GENERIC.open_stream(PLAIN, IDS).feed(
             SSEMessage(
                 data='{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]}'
             )
@@ -584,6 +585,6 @@ def test_unreadable_vendor_bytes_are_a_protocol_error() -> None:
 
 
 def test_stream_cut_before_finish_reason_gives_no_finish() -> None:
-    translator = GENERIC.open_stream(PLAIN)
+    translator = GENERIC.open_stream(PLAIN, IDS)
     translator.feed(SSEMessage(data='{"choices":[{"index":0,"delta":{"content":"x"}}]}'))
     assert translator.finish() == []
