@@ -7,11 +7,13 @@ from typing import Any
 
 from adapters.anthropic import build_anthropic
 from adapters.base import Adapter
+from adapters.gemini import build_gemini
 from adapters.openai_chat import ChatCompletionsAdapter, parse_dialect
 
 ADAPTERS: dict[str, Callable[[Mapping[str, Any]], Adapter]] = {
     "chat_completions": lambda options: ChatCompletionsAdapter(parse_dialect(options)),
     "anthropic": build_anthropic,
+    "gemini": build_gemini,
 }
 
 

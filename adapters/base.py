@@ -16,9 +16,8 @@ from gateway.sse import SSEMessage
 from schemas.canonical import Request
 from schemas.canonical_events import CanonicalEvent
 
-
 IdMinter = Callable[[str], str]
-"""`prefix → fresh id`, e.g. `call` → `call_9f2c…`; injected by the gateway (and made predictable in tests)."""
+"""`prefix → fresh id` (`call` → `call_9f2c…`); injected by the gateway, predictable in tests."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ class Timeouts(_Config):
 class Provider(_Config):
     """One upstream endpoint speaking one vendor protocol (`kind` names the adapter)."""
 
-    kind: Literal["chat_completions", "anthropic"]
+    kind: Literal["chat_completions", "anthropic", "gemini"]
     base_url: str
     api_key: SecretStr | None = None
     headers: dict[str, str] = Field(default_factory=dict)
