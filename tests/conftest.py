@@ -15,6 +15,7 @@ from config.models import Settings
 from gateway.app import create_app
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.chat_completions import FakeChat
+from tests.fakes.gemini import FakeGemini
 from tests.fakes.server import serve
 
 API_KEY = "rosetta-client-test-key"
@@ -48,7 +49,24 @@ def anthropic_fake(fake_anthropic_upstream: tuple[FakeAnthropic, str]) -> FakeAn
     return fake_anthropic_upstream[0]
 
 
-def gateway_settings(upstream_url: str, anthropic_url: str = "http://127.0.0.1:9/v1") -> Settings:
+@pytest.fixture(scope="session")
+def fake_gemini_upstream() -> Iterator[tuple[FakeGemini, str]]:
+    fake = FakeGemini(api_key=UPSTREAM_KEY)
+    with serve(fake) as base_url:
+        yield fake, f"{base_url}/v1beta"
+
+
+@pytest.fixture
+def gemini_fake(fake_gemini_upstream: tuple[FakeGemini, str]) -> FakeGemini:
+    fake_gemini_upstream[0].reset()
+    return fake_gemini_upstream[0]
+
+
+def gateway_settings(
+    upstream_url: str,
+    anthropic_url: str = "http://127.0.0.1:9/v1",
+    gemini_url: str = "http://127.0.0.1:9/v1beta",
+) -> Settings:
     scenarios = ["text", "tool_call", "parallel_tool_calls", "agent", "echo", "reasoning_vllm", "refusal"]
     return parse_settings(
         {
@@ -75,6 +93,12 @@ def gateway_settings(upstream_url: str, anthropic_url: str = "http://127.0.0.1:9
                     "timeouts": {"read": 1.5},
                     "dialect": {"default_max_tokens": 1024},
                 },
+                "gemini": {
+                    "kind": "gemini",
+                    "base_url": gemini_url,
+                    "api_key": UPSTREAM_KEY,
+                    "timeouts": {"read": 1.5},
+                },
                 "down": {"kind": "chat_completions", "base_url": "http://127.0.0.1:9/v1"},
             },
             "models": {
@@ -92,9 +116,11 @@ def gateway_settings(upstream_url: str, anthropic_url: str = "http://127.0.0.1:9
 
 @pytest.fixture(scope="session")
 def gateway(
-    fake_upstream: tuple[FakeChat, str], fake_anthropic_upstream: tuple[FakeAnthropic, str]
+    fake_upstream: tuple[FakeChat, str],
+    fake_anthropic_upstream: tuple[FakeAnthropic, str],
+    fake_gemini_upstream: tuple[FakeGemini, str],
 ) -> Iterator[str]:
     """Base URL of the gateway (without `/v1`)."""
-    settings = gateway_settings(fake_upstream[1], fake_anthropic_upstream[1])
+    settings = gateway_settings(fake_upstream[1], fake_anthropic_upstream[1], fake_gemini_upstream[1])
     with serve(create_app(settings)) as base_url:
         yield base_url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -206,3 +207,59 @@ def test_line_separators_inside_json_do_not_split_events() -> None:
 def test_vendor_errors(status: int, body: dict[str, Any], kind: type, expected: int) -> None:
     error = ADAPTER.parse_error(status, orjson.dumps({"error": body}), "3")
     assert type(error) is kind and error.status == expected
+
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "gemini"
+CASES = sorted(p.name.removesuffix(".stream.sse") for p in FIXTURES.glob("*.stream.sse"))
+
+
+def recorded(raw: bytes, cut: int | None = None) -> list[CanonicalEvent]:
+    decoder, translator = SSEDecoder(), ADAPTER.open_stream(PLAIN, counter_ids())
+    chunks = [raw] if cut is None else [raw[:cut], raw[cut:]]
+    events: list[CanonicalEvent] = []
+    for message in [m for piece in chunks for m in decoder.feed(piece)] + decoder.flush():
+        events += translator.feed(message)
+    return events + translator.finish()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_recorded_stream_split_at_every_byte_offset(case: str) -> None:
+    raw = (FIXTURES / f"{case}.stream.sse").read_bytes()
+    whole = recorded(raw)
+    assert whole and isinstance(whole[-1], Finished | Failed)
+    for cut in range(len(raw) + 1):
+        assert recorded(raw, cut) == whole, f"split at byte {cut}"
+
+
+def test_recorded_text_stream() -> None:
+    events = recorded((FIXTURES / "text.stream.sse").read_bytes())
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Hello there, friend!"
+    assert events[-2:] == [UsageReported(Usage(input_tokens=13, output_tokens=6)), Finished("stop")]
+
+
+def test_recorded_unicode_separators_survive() -> None:
+    events = recorded((FIXTURES / "unicode_separator.stream.sse").read_bytes())
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert "\u2028" in text and "\u2029" in text
+
+
+@pytest.mark.parametrize(
+    "case", sorted(p.name.removesuffix(".response.json") for p in FIXTURES.glob("*.response.json"))
+)
+def test_recorded_json_reply_matches_its_stream(case: str) -> None:
+    """The JSON recording and the stream recording of a case carry the same parts."""
+    raw = (FIXTURES / f"{case}.response.json").read_bytes()
+    if case == "prompt_blocked":
+        with pytest.raises(InvalidRequest):
+            ADAPTER.parse_response(raw, PLAIN, counter_ids())
+        return
+    events = ADAPTER.parse_response(raw, PLAIN, counter_ids())
+    if case == "safety":  # the JSON recording was blocked before any text; the stream after some
+        assert events[-1] == Finished("content_filter")
+        return
+    streamed = recorded((FIXTURES / f"{case}.stream.sse").read_bytes())
+    assert [type(e) for e in events if not isinstance(e, TextDelta)] == [
+        type(e) for e in streamed if not isinstance(e, TextDelta)
+    ]
+    texts = ["".join(e.text for e in evs if isinstance(e, TextDelta)) for evs in (events, streamed)]
+    assert texts[0] == texts[1]

@@ -4,7 +4,7 @@ The suite's code stays out of this repository: point `OPENRESPONSES_DIR` at a ch
 sibling `openresponses/` beside this checkout, or `/work/openresponses`); README "Development" says how
 to get one. Without bun or a checkout the test is skipped with the reason. Each fake's
 `fake-agent` model answers with text, and calls the first tool when tools are given, as the suite's
-cases expect; the suite runs against a Chat-routed and an Anthropic-routed model.
+cases expect; the suite runs against Chat-, Anthropic- and Gemini-routed models.
 """
 
 from __future__ import annotations
@@ -41,7 +41,13 @@ def suite() -> Path:
 
 
 @pytest.mark.parametrize(
-    ("prefix", "model"), [("v1", "m-agent"), ("v5", "fake/fake-agent"), ("v5", "anthropic/fake-agent")]
+    ("prefix", "model"),
+    [
+        ("v1", "m-agent"),
+        ("v5", "fake/fake-agent"),
+        ("v5", "anthropic/fake-agent"),
+        ("v5", "gemini/fake-agent"),
+    ],
 )
 def test_compliance_suite_passes(suite: Path, gateway: str, prefix: str, model: str) -> None:
     result = subprocess.run(

@@ -53,6 +53,8 @@ class RecordedRequest:
     ``body`` is the parsed JSON body, or ``None`` when the body was not JSON.
     ``disconnected`` becomes true if the client went away before the reply
     was complete (read it after the fake's ``wait_for_disconnects``).
+    ``query`` is the raw query string without ``?`` (Gemini puts ``alt=sse``
+    and sometimes ``key=`` there).
     """
 
     index: int
@@ -62,6 +64,7 @@ class RecordedRequest:
     raw_body: bytes
     body: Any
     disconnected: bool = False
+    query: str = ""
 
     @property
     def model(self) -> str | None:
@@ -260,7 +263,9 @@ class FakeUpstream:
         headers: dict[str, str] = {}
         for key, value in request.headers.items():
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        record = RecordedRequest(len(self.requests), request.method, request.url.path, headers, raw, body)
+        record = RecordedRequest(
+            len(self.requests), request.method, request.url.path, headers, raw, body, query=request.url.query
+        )
         self.requests.append(record)
         return record
 
