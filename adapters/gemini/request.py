@@ -138,29 +138,29 @@ def _user_part(part: c.Part, param: str) -> dict[str, JSON]:
     match part:
         case c.InputText(text=text):
             return {"text": text}
-        case c.InputImage(image_url=str(url)) if parse_data_url(url):
-            media_type, data = parse_data_url(url) or ("", "")
-            return {"inlineData": {"mimeType": media_type, "data": data}}
-        case c.InputImage(image_url=str()):
-            raise UnsupportedParameter(
-                "Gemini takes images inline (data URLs); fetching URLs is not enabled.",
-                param=f"{param}.image_url",
-            )
-        case c.InputImage():
-            raise UnsupportedParameter(
-                "Gemini takes images inline, not by file id.", param=f"{param}.file_id"
-            )
+        case c.InputImage(image_url=str(url)):
+            return _inline(url, None, f"{param}.image_url")
         case c.InputFile(file_data=str(data)):
-            inline = parse_data_url(data)
-            media_type, payload = inline if inline else ("application/pdf", data)
-            return {"inlineData": {"mimeType": media_type, "data": payload}}
-        case c.InputFile(file_url=str()):
+            return _inline(data, "application/pdf", f"{param}.file_data")
+        case c.InputImage() | c.InputFile(file_id=str()):
+            raise UnsupportedParameter("Gemini takes media inline, not by file id.", param=f"{param}.file_id")
+        case c.InputFile():
             raise UnsupportedParameter(
                 "Gemini takes files inline; fetching URLs is not enabled.", param=f"{param}.file_url"
             )
-        case c.InputFile():
-            raise UnsupportedParameter("Gemini takes files inline, not by file id.", param=f"{param}.file_id")
     raise UnsupportedParameter(f"A {part.type} part cannot be sent in a user turn.", param=param)
+
+
+def _inline(data: str, bare_type: str | None, param: str) -> dict[str, JSON]:
+    """A data URL (or, for files, bare base64 taken as PDF) → `inlineData`; a plain URL is refused."""
+    inline = parse_data_url(data)
+    if inline is None:
+        if bare_type is None:
+            raise UnsupportedParameter(
+                "Gemini takes images inline (data URLs); fetching URLs is not enabled.", param=param
+            )
+        inline = (bare_type, data)
+    return {"inlineData": {"mimeType": inline[0], "data": inline[1]}}
 
 
 def _call_part(

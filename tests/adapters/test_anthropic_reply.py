@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from adapters.anthropic import AnthropicAdapter, build_anthropic
@@ -72,8 +73,6 @@ def fixture(name: str) -> bytes:
 
 def thinking_replay(case: str, kind: str = "thinking") -> dict[str, Any]:
     """The replay payload the adapter must attach: the block exactly as the recording carried it."""
-    import orjson
-
     message = orjson.loads(fixture(f"{case}.response.json"))
     block = next(b for b in message["content"] if b["type"] == kind)
     return {"vendor": "anthropic", "model": "up-model", "blocks": [block]}
