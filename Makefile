@@ -25,6 +25,7 @@ lint: env
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	cd bench && ../$(VENV)/bin/mypy --config-file ../pyproject.toml run.py loadgen.py fake_upstream.py
 
 test: env local-model
 	@command -v bun >/dev/null 2>&1 || npm install --global --silent bun >/dev/null 2>&1 || \
@@ -33,4 +34,5 @@ test: env local-model
 	$(PY) -m pytest
 
 bench: env
+	@command -v wrk >/dev/null 2>&1 || echo "[bench] wrk not found (apt-get install wrk): JSON load uses the asyncio client"
 	$(PY) bench/run.py

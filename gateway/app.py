@@ -15,7 +15,7 @@ from starlette.routing import Route
 from config.models import Settings
 from gateway.errors import InternalError, InvalidRequest, NotFound, RosettaError
 from gateway.handlers import Gateway, JSONResponse
-from gateway.relay import create_client
+from gateway.relay import create_transport
 
 logger = logging.getLogger(__name__)
 
@@ -43,15 +43,15 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings) -> Starlette:
-    """The upstream client's connections open lazily inside the serving loop and close at shutdown."""
-    gateway = Gateway(settings, create_client(settings.server.upstream_transport))
+    """The upstream transport's connections open lazily inside the serving loop and close at shutdown."""
+    gateway = Gateway(settings, create_transport(settings.server.upstream_transport))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            await gateway.client.aclose()
+            await gateway.transport.aclose()
 
     app = Starlette(
         routes=[

@@ -31,13 +31,13 @@ class JSONResponse(Response):
 
 
 class Gateway:
-    """The state handlers share: settings, keys, routes and the upstream HTTP client."""
+    """The state handlers share: settings, keys, routes and the upstream HTTP transport."""
 
-    def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport) -> None:
         self.settings = settings
         self.keys = KeyRing(settings.keys)
         self.router = Router(settings)
-        self.client = client
+        self.transport = transport
         key = settings.server.reasoning_key
         self.sealer = Sealer((key.get_secret_value() if key else "") or None)
 
@@ -49,13 +49,13 @@ class Gateway:
         principal = self.authenticate(request)
         raw = await _read_body(request, self.settings.server.max_body_bytes)
         body = parse_body(raw)
-        if request.url.path.startswith("/v5/"):
+        if request.scope["path"].startswith("/v5/"):
             route = self.router.resolve_vendor(principal, body.model)
         else:
             route = self.router.resolve(principal, body.model)
         canonical = to_canonical(body, route.target.model, route.defaults, self.sealer)
         vendor_request = route.adapter.build_request(canonical, route.target)
-        upstream = await open_upstream(self.client, vendor_request, route.adapter, route.config.timeouts)
+        upstream = await open_upstream(self.transport, vendor_request, route.adapter, route.config.timeouts)
         response_id = new_id("resp")
         skeleton = response_skeleton(body, canonical, response_id, _now())
         encoder = ResponsesEncoder(skeleton, new_id, _now, self.sealer.seal)
