@@ -33,6 +33,9 @@ class Provider(_Config):
     dialect: dict[str, Any] = Field(default_factory=dict)
     optional: bool = False
     """An optional provider is switched off (with its models) while its `api_key` is empty."""
+    fetch_media_urls: bool = False
+    """Fetch images and files given by URL and send them inline (for upstreams that take no URLs)."""
+    max_media_bytes: int = 20 * 1024 * 1024
 
     @property
     def enabled(self) -> bool:

@@ -17,6 +17,7 @@ from gateway.encoder import ResponsesEncoder
 from gateway.errors import InvalidRequest, RequestTooLarge
 from gateway.ids import new_id
 from gateway.intake import parse_body, response_skeleton, to_canonical
+from gateway.media import inline_media_urls
 from gateway.relay import iter_bytes, open_upstream, read_all
 from gateway.routing import Router
 from gateway.sealing import Sealer
@@ -54,6 +55,8 @@ class Gateway:
         else:
             route = self.router.resolve(principal, body.model)
         canonical = to_canonical(body, route.target.model, route.defaults, self.sealer)
+        if route.config.fetch_media_urls:
+            canonical = await inline_media_urls(canonical, self.transport, route.config.max_media_bytes)
         vendor_request = route.adapter.build_request(canonical, route.target)
         upstream = await open_upstream(self.transport, vendor_request, route.adapter, route.config.timeouts)
         response_id = new_id("resp")

@@ -99,6 +99,13 @@ def gateway_settings(
                     "api_key": UPSTREAM_KEY,
                     "timeouts": {"read": 1.5},
                 },
+                "gemini-fetch": {
+                    "kind": "gemini",
+                    "base_url": gemini_url,
+                    "api_key": UPSTREAM_KEY,
+                    "fetch_media_urls": True,
+                    "max_media_bytes": 1000,
+                },
                 "down": {"kind": "chat_completions", "base_url": "http://127.0.0.1:9/v1"},
             },
             "models": {
