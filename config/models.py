@@ -72,8 +72,17 @@ class Server(_Config):
     """HTTP transport under the shared httpx client; aiohttp measured cheaper (bench/README.md)."""
 
 
+class Store(_Config):
+    """Where responses are stored for `previous_response_id` and `GET /v1/responses/{id}`."""
+
+    kind: Literal["sqlite"] = "sqlite"
+    path: str = ":memory:"
+    """A file path, or `:memory:` (lost at restart; one process only)."""
+
+
 class Settings(_Config):
     server: Server = Server()
+    store: Store = Store()
     providers: dict[str, Provider] = Field(default_factory=dict)
     models: dict[str, ModelRoute] = Field(default_factory=dict)
     keys: list[ApiKey] = Field(default_factory=list)

@@ -16,6 +16,7 @@ from config.models import Settings
 from gateway.errors import InternalError, InvalidRequest, NotFound, RosettaError
 from gateway.handlers import Gateway, JSONResponse
 from gateway.relay import create_transport
+from gateway.store import open_store
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,9 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings) -> Starlette:
     """The upstream transport's connections open lazily inside the serving loop and close at shutdown."""
-    gateway = Gateway(settings, create_transport(settings.server.upstream_transport))
+    gateway = Gateway(
+        settings, create_transport(settings.server.upstream_transport), open_store(settings.store)
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -52,11 +55,22 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             await gateway.transport.aclose()
+            await gateway.store.close()
 
+    stored = [
+        route
+        for prefix in ("/v1", "/v5")
+        for route in (
+            Route(prefix + "/responses/{response_id}", gateway.get_response, methods=["GET"]),
+            Route(prefix + "/responses/{response_id}", gateway.delete_response, methods=["DELETE"]),
+            Route(prefix + "/responses/{response_id}/input_items", gateway.list_input_items, methods=["GET"]),
+        )
+    ]
     app = Starlette(
         routes=[
             Route("/v1/responses", gateway.create_response, methods=["POST"]),
             Route("/v5/responses", gateway.create_response, methods=["POST"]),
+            *stored,
             Route("/v1/models", gateway.list_models, methods=["GET"]),
             Route("/healthz", gateway.healthz, methods=["GET"]),
             Route("/readyz", gateway.readyz, methods=["GET"]),

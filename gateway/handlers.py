@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -14,14 +15,18 @@ from starlette.responses import Response, StreamingResponse
 from config.models import Settings
 from gateway.auth import KeyRing, Principal
 from gateway.encoder import ResponsesEncoder
-from gateway.errors import InvalidRequest, RequestTooLarge
+from gateway.errors import InvalidRequest, NotFound, RequestTooLarge, UnsupportedParameter
 from gateway.ids import new_id
-from gateway.intake import parse_body, response_skeleton, to_canonical
+from gateway.intake import parse_body, response_skeleton, to_canonical, wire_input
 from gateway.media import inline_media_urls
 from gateway.relay import iter_bytes, open_upstream, read_all
 from gateway.routing import Router
 from gateway.sealing import Sealer
-from gateway.stream import collect_response, translate_stream
+from gateway.store.base import ResponseStore, StoredResponse
+from gateway.stream import FinishHook, collect_response, translate_stream
+
+JSON = Any
+logger = logging.getLogger(__name__)
 
 
 class JSONResponse(Response):
@@ -34,11 +39,12 @@ class JSONResponse(Response):
 class Gateway:
     """The state handlers share: settings, keys, routes and the upstream HTTP transport."""
 
-    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport) -> None:
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport, store: ResponseStore) -> None:
         self.settings = settings
         self.keys = KeyRing(settings.keys)
         self.router = Router(settings)
         self.transport = transport
+        self.store = store
         key = settings.server.reasoning_key
         self.sealer = Sealer((key.get_secret_value() if key else "") or None)
 
@@ -54,7 +60,8 @@ class Gateway:
             route = self.router.resolve_vendor(principal, body.model)
         else:
             route = self.router.resolve(principal, body.model)
-        canonical = to_canonical(body, route.target.model, route.defaults, self.sealer)
+        history = await self._history(body.previous_response_id, principal)
+        canonical = to_canonical(body, route.target.model, route.defaults, self.sealer, history)
         if route.config.fetch_media_urls:
             canonical = await inline_media_urls(canonical, self.transport, route.config.max_media_bytes)
         vendor_request = route.adapter.build_request(canonical, route.target)
@@ -62,19 +69,95 @@ class Gateway:
         response_id = new_id("resp")
         skeleton = response_skeleton(body, canonical, response_id, _now())
         encoder = ResponsesEncoder(skeleton, new_id, _now, self.sealer.seal)
+        save = (
+            self._saver(principal, [*history, *wire_input(body, new_id)]) if body.store is not False else None
+        )
         headers = {"x-request-id": response_id}
         if vendor_request.dropped:
             headers["x-rosetta-dropped-params"] = ",".join(vendor_request.dropped)
         if canonical.stream:
             translator = route.adapter.open_stream(canonical, new_id)
             return StreamingResponse(
-                translate_stream(iter_bytes(upstream), translator, encoder),
+                translate_stream(iter_bytes(upstream), translator, encoder, save),
                 media_type="text/event-stream; charset=utf-8",
                 headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 background=BackgroundTask(upstream.aclose),
             )
         reply = collect_response(await read_all(upstream), route.adapter, canonical, encoder, new_id)
+        if save is not None:
+            await save(reply)
         return JSONResponse(reply, headers=headers)
+
+    async def _history(self, previous_response_id: str | None, principal: Principal) -> list[JSON]:
+        """A chain's stored input and output, to go before the new input (not its instructions)."""
+        if previous_response_id is None:
+            return []
+        record = await self.store.get(previous_response_id, principal.team)
+        if record is None:
+            raise NotFound(
+                f"Previous response with id '{previous_response_id}' not found.",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
+        return [*record.input_items, *record.response["output"]]
+
+    def _saver(self, principal: Principal, input_items: list[JSON]) -> FinishHook:
+        async def save(response: dict[str, JSON]) -> None:
+            try:
+                await self.store.put(StoredResponse(response["id"], principal.team, response, input_items))
+            except Exception:  # the reply itself is fine; only later chains on it will miss
+                logger.exception("could not store response %s", response["id"])
+
+        return save
+
+    async def _stored(self, request: Request) -> StoredResponse:
+        principal = self.authenticate(request)
+        response_id = request.path_params["response_id"]
+        record = await self.store.get(response_id, principal.team)
+        if record is None:
+            raise NotFound(f"Response with id '{response_id}' not found.", code="response_not_found")
+        return record
+
+    async def get_response(self, request: Request) -> Response:
+        """`GET /v1/responses/{id}`. Replaying a stream (`stream=true`) needs background mode (not yet)."""
+        if request.query_params.get("stream") == "true":
+            raise UnsupportedParameter("Streaming a stored response needs background mode.", param="stream")
+        return JSONResponse((await self._stored(request)).response)
+
+    async def delete_response(self, request: Request) -> Response:
+        record = await self._stored(request)
+        await self.store.delete(record.id, record.team)
+        return JSONResponse({"id": record.id, "object": "response", "deleted": True})
+
+    async def list_input_items(self, request: Request) -> Response:
+        """`GET /v1/responses/{id}/input_items`, paginated as OpenAI does (`after`, `limit`, `order`)."""
+        record = await self._stored(request)
+        query = request.query_params
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise InvalidRequest("order must be 'asc' or 'desc'.", param="order", code="invalid_value")
+        limit_text = query.get("limit", "20")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
+            raise InvalidRequest(
+                "limit must be an integer from 1 to 100.", param="limit", code="invalid_value"
+            )
+        items = record.input_items if order == "asc" else record.input_items[::-1]
+        after = query.get("after")
+        if after is not None:
+            ids = [item.get("id") for item in items]
+            if after not in ids:
+                raise InvalidRequest(f"No input item with id '{after}'.", param="after", code="invalid_value")
+            items = items[ids.index(after) + 1 :]
+        page = items[: int(limit_text)]
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": page,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+                "has_more": len(items) > len(page),
+            }
+        )
 
     async def list_models(self, request: Request) -> Response:
         self.authenticate(request)

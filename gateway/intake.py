@@ -7,10 +7,11 @@ their role, tool outputs without their call, and settings the gateway does not s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from config.models import ModelDefaults
 from gateway.errors import InvalidRequest, UnsupportedParameter
@@ -127,10 +128,16 @@ def _json_type(value: JSON) -> str:
 
 
 def to_canonical(
-    body: w.CreateResponse, upstream_model: str, defaults: ModelDefaults, sealer: Sealer
+    body: w.CreateResponse,
+    upstream_model: str,
+    defaults: ModelDefaults,
+    sealer: Sealer,
+    history: list[JSON] | None = None,
 ) -> c.Request:
+    """`history`: the stored items a `previous_response_id` chain brings, in wire form, before the input."""
     _reject_unserved(body)
-    items = tuple(_item(item, i, sealer) for i, item in enumerate(_input_list(body.input)))
+    earlier = _HISTORY.validate_python(history or [])
+    items = tuple(_item(item, i, sealer) for i, item in enumerate([*earlier, *_input_list(body.input)]))
     _check_tool_pairs(items)
     tools = tuple(_tool(tool, i) for i, tool in enumerate(body.tools))
     text = body.text or w.TextParam()
@@ -166,7 +173,7 @@ def _default(value: Any, default: Any) -> Any:
 
 def _reject_unserved(body: w.CreateResponse) -> None:
     """Settings the gateway cannot honour yet: a clear 400 rather than a silent drop."""
-    for name in ("previous_response_id", "conversation", "prompt", "prompt_cache_retention"):
+    for name in ("conversation", "prompt", "prompt_cache_retention"):
         if getattr(body, name) is not None:
             raise UnsupportedParameter(f"'{name}' is not supported by this gateway yet.", param=name)
     if body.background:
@@ -184,6 +191,34 @@ def _reject_unserved(body: w.CreateResponse) -> None:
     for i, value in enumerate(body.include or ()):
         if value != "reasoning.encrypted_content":
             raise UnsupportedParameter(f"include '{value}' is not supported.", param=f"include[{i}]")
+
+
+_HISTORY: TypeAdapter[list[JSON]] = TypeAdapter(list[w.InputItem])
+
+_ID_PREFIX = {
+    "message": "msg",
+    "function_call": "fc",
+    "function_call_output": "fco",
+    "reasoning": "rs",
+}
+
+
+def wire_input(body: w.CreateResponse, new_id: Callable[[str], str]) -> list[dict[str, JSON]]:
+    """The request's input as stored for `input_items` and later chains: wire form, every item with an id,
+    message text as content parts (as OpenAI lists them)."""
+    items = []
+    for item in _input_list(body.input):
+        data = item.model_dump(mode="json", exclude_none=True, by_alias=True)
+        if data["type"] == "message" and isinstance(data["content"], str):
+            kind = "output_text" if data["role"] == "assistant" else "input_text"
+            part: dict[str, JSON] = {"type": kind, "text": data["content"]}
+            if kind == "output_text":
+                part["annotations"] = []
+            data["content"] = [part]
+        if "id" not in data:
+            data["id"] = new_id(_ID_PREFIX.get(data["type"], "item"))
+        items.append(data)
+    return items
 
 
 def _input_list(value: str | list[JSON]) -> list[JSON]:

@@ -1,4 +1,4 @@
-"""Fetch media given by URL and inline it, for upstreams that only take inline media (e.g. Gemini).
+"""Fetch media given by URL and inline it, for upstreams that only take inline media.
 
 Opt-in per provider (`fetch_media_urls: true`): fetching makes the gateway an HTTP client of URLs chosen by
 callers, so the operator decides. Bounded by size and time; a failure is the caller's 400 naming the part.

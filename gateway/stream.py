@@ -8,7 +8,8 @@ nothing is held back beyond the chunk that produced it.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
 
 from adapters.base import Adapter, IdMinter, StreamTranslator
 from gateway.encoder import ResponsesEncoder, WireEvent
@@ -36,17 +37,36 @@ def _translate(
     return out
 
 
+FinishHook = Callable[[dict[str, Any]], Awaitable[None]]
+"""Runs with the final Response object before its terminal event is written (the store's moment)."""
+
+
 async def translate_stream(
-    chunks: AsyncIterator[bytes], translator: StreamTranslator, encoder: ResponsesEncoder
+    chunks: AsyncIterator[bytes],
+    translator: StreamTranslator,
+    encoder: ResponsesEncoder,
+    on_finish: FinishHook | None = None,
 ) -> AsyncIterator[bytes]:
     """Yield wire bytes for one response; always ends with exactly one terminal event."""
     yield _encode(encoder.start())
+    async for events in _wire_events(chunks, translator, encoder):
+        if encoder.finished and on_finish is not None:
+            await on_finish(encoder.response)
+        yield _encode(events)
+        if encoder.finished:
+            return
+
+
+async def _wire_events(
+    chunks: AsyncIterator[bytes], translator: StreamTranslator, encoder: ResponsesEncoder
+) -> AsyncIterator[list[WireEvent]]:
+    """Batches of wire events, one per upstream chunk; failures become the terminal `response.failed`."""
     decoder = SSEDecoder()
     try:
         async for chunk in chunks:
-            data = _encode(_translate(decoder.feed(chunk), translator, encoder))
-            if data:
-                yield data
+            events = _translate(decoder.feed(chunk), translator, encoder)
+            if events:
+                yield events
             if encoder.finished:
                 return
         tail = _translate(decoder.flush(), translator, encoder)
@@ -54,19 +74,19 @@ async def translate_stream(
             for event in translator.finish():
                 tail.extend(encoder.feed(event))
             tail.extend(encoder.finish())
-        yield _encode(tail)
+        yield tail
     except RosettaError as exc:
-        yield _encode(encoder.fail(exc.code or "server_error", exc.message, exc))
+        yield encoder.fail(exc.code or "server_error", exc.message, exc)
     except UnicodeDecodeError:
-        yield _encode(encoder.fail("upstream_protocol_error", "The upstream sent bytes that are not UTF-8."))
+        yield encoder.fail("upstream_protocol_error", "The upstream sent bytes that are not UTF-8.")
     except Exception:
         logger.exception("stream translation failed")
-        yield _encode(encoder.fail("server_error", "The gateway failed while relaying the stream."))
+        yield encoder.fail("server_error", "The gateway failed while relaying the stream.")
 
 
 def collect_response(
     body: bytes, adapter: Adapter, request: Request, encoder: ResponsesEncoder, ids: IdMinter
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """A non-streaming reply through the same encoder, so JSON and SSE replies carry identical objects."""
     events: list[CanonicalEvent] = adapter.parse_response(body, request, ids)
     encoder.start()

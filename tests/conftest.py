@@ -19,6 +19,7 @@ from tests.fakes.gemini import FakeGemini
 from tests.fakes.server import serve
 
 API_KEY = "rosetta-client-test-key"
+OTHER_TEAM_KEY = "rosetta-other-team-key"
 UPSTREAM_KEY = "sk-upstream-secret-0123456789"
 MAX_BODY = 64 * 1024
 
@@ -71,7 +72,7 @@ def gateway_settings(
     return parse_settings(
         {
             "server": {"max_body_bytes": MAX_BODY},
-            "keys": [{"key": API_KEY, "team": "test"}],
+            "keys": [{"key": API_KEY, "team": "test"}, {"key": OTHER_TEAM_KEY, "team": "other"}],
             "providers": {
                 "fake": {
                     "kind": "chat_completions",

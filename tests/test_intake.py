@@ -94,12 +94,7 @@ def rejection(body: dict[str, Any] | bytes) -> InvalidRequest:
             "invalid_value",
             "Tool choice 'ghost' not found in 'tools' parameter.",
         ),
-        (
-            {"model": "m", "previous_response_id": "resp_1"},
-            "previous_response_id",
-            "unsupported_parameter",
-            None,
-        ),
+        ({"model": "m", "conversation": "conv_1"}, "conversation", "unsupported_parameter", None),
         ({"model": "m", "background": True}, "background", "unsupported_parameter", None),
         (
             {"model": "m", "stream_options": {"include_obfuscation": False}},

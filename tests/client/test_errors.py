@@ -60,10 +60,10 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
             None,
         ),
         (
-            orjson.dumps({"model": "m-text", "input": "x", "previous_response_id": "resp_1"}),
-            400,
+            orjson.dumps({"model": "m-text", "input": "x", "previous_response_id": "resp_unknown"}),
+            404,
             "previous_response_id",
-            "unsupported_parameter",
+            "previous_response_not_found",
         ),
     ],
 )

@@ -1,0 +1,140 @@
+"""Stored responses: `previous_response_id` across vendors, GET, DELETE and input_items, per team."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import API_KEY, OTHER_TEAM_KEY
+from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.chat_completions import FakeChat
+from tests.fakes.gemini import FakeGemini
+from tests.invariants import check_stream
+
+WEATHER: Any = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"location": {"type": "string"}},
+        "required": ["location"],
+    },
+}
+
+
+@pytest.fixture
+def sdk(gateway: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{gateway}/v5", api_key=API_KEY, max_retries=0) as client:
+        yield client
+
+
+def test_a_chain_can_switch_vendors(
+    sdk: openai.OpenAI, fake: FakeChat, anthropic_fake: FakeAnthropic
+) -> None:
+    first = sdk.responses.create(model="fake/fake-text", input="Say hello", instructions="Be kind.")
+    second = sdk.responses.create(
+        model="anthropic/fake-echo", input="Now echo this", previous_response_id=first.id
+    )
+    assert second.output_text == "Now echo this"
+    assert second.previous_response_id == first.id
+    sent = anthropic_fake.last_request.body
+    assert "system" not in sent  # instructions do not carry over a chain
+    assert sent["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "Say hello"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Hello there, friend!"}]},
+        {"role": "user", "content": [{"type": "text", "text": "Now echo this"}]},
+    ]
+
+
+def test_streamed_reply_is_stored_before_its_terminal_event(
+    sdk: openai.OpenAI, gemini_fake: FakeGemini
+) -> None:
+    """A Gemini tool round trip over `previous_response_id`: the function name and the thought signature
+    come back from the store (the fake rejects a replayed call without its signature)."""
+    events = [
+        e.model_dump(mode="json", exclude_unset=True)
+        for e in sdk.responses.create(
+            model="gemini/fake-agent", input="Weather in Paris?", tools=[WEATHER], stream=True
+        )
+    ]
+    first = check_stream(events)
+    [call] = [o for o in first["output"] if o["type"] == "function_call"]
+    second = sdk.responses.create(
+        model="gemini/fake-agent",
+        previous_response_id=first["id"],
+        input=[{"type": "function_call_output", "call_id": call["call_id"], "output": "21C"}],
+        tools=[WEATHER],
+    )
+    assert second.output_text == "The tool said: 21C"
+    turns = gemini_fake.last_request.body["contents"]
+    assert turns[1]["parts"][0]["functionCall"]["name"] == "get_weather"
+    assert turns[1]["parts"][0]["thoughtSignature"] not in (None, "skip_thought_signature_validator")
+    assert turns[2]["parts"][0]["functionResponse"]["name"] == "get_weather"
+
+
+def test_anthropic_thinking_survives_a_chain(sdk: openai.OpenAI, anthropic_fake: FakeAnthropic) -> None:
+    first = sdk.responses.create(
+        model="anthropic/fake-thinking-agent",
+        input="Weather in Paris?",
+        tools=[WEATHER],
+        reasoning={"effort": "low"},
+    )
+    [call] = [o for o in first.output if o.type == "function_call"]
+    second = sdk.responses.create(
+        model="anthropic/fake-thinking-agent",
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "21C"}],
+        tools=[WEATHER],
+        reasoning={"effort": "low"},
+    )
+    assert second.output_text == "The tool said: 21C"
+
+
+def test_get_delete_and_input_items(gateway: str, sdk: openai.OpenAI, fake: FakeChat) -> None:
+    first = sdk.responses.create(model="fake/fake-text", input="Say hello")
+    second = sdk.responses.create(
+        model="fake/fake-text",
+        previous_response_id=first.id,
+        input=[{"role": "user", "content": "again"}, {"role": "user", "content": "and again"}],
+    )
+    fetched = sdk.responses.retrieve(second.id)
+    assert fetched.model_dump() == second.model_dump()
+
+    items = sdk.responses.input_items.list(second.id, order="asc")
+    texts = [i.content[0].text for i in items.data if i.type == "message"]  # type: ignore[union-attr]
+    assert texts == ["Say hello", "Hello there, friend!", "again", "and again"]
+    assert all(i.id for i in items.data)
+    with httpx.Client(base_url=gateway, headers={"Authorization": f"Bearer {API_KEY}"}) as http:
+        page = http.get(f"/v1/responses/{second.id}/input_items", params={"limit": 2}).json()
+        assert [i["content"][0]["text"] for i in page["data"]] == ["and again", "again"]
+        assert page["has_more"] is True and page["first_id"] == page["data"][0]["id"]
+        rest = http.get(f"/v1/responses/{second.id}/input_items", params={"after": page["last_id"]}).json()
+        assert len(rest["data"]) == 2 and rest["has_more"] is False
+        bad = http.get(f"/v1/responses/{second.id}/input_items", params={"limit": 0})
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "limit"
+
+    sdk.responses.delete(second.id)
+    with pytest.raises(openai.NotFoundError) as info:
+        sdk.responses.retrieve(second.id)
+    assert info.value.code == "response_not_found"
+
+
+def test_other_teams_and_unstored_responses_are_not_found(
+    gateway: str, sdk: openai.OpenAI, fake: FakeChat
+) -> None:
+    mine = sdk.responses.create(model="fake/fake-text", input="Say hello")
+    with openai.OpenAI(base_url=f"{gateway}/v5", api_key=OTHER_TEAM_KEY, max_retries=0) as other:
+        with pytest.raises(openai.NotFoundError):
+            other.responses.retrieve(mine.id)
+        with pytest.raises(openai.NotFoundError) as info:
+            other.responses.create(model="fake/fake-text", input="x", previous_response_id=mine.id)
+        assert info.value.code == "previous_response_not_found"
+    unstored = sdk.responses.create(model="fake/fake-text", input="Say hello", store=False)
+    assert unstored.model_dump()["store"] is False
+    with pytest.raises(openai.NotFoundError):
+        sdk.responses.retrieve(unstored.id)
