@@ -75,9 +75,19 @@ class Server(_Config):
 class Store(_Config):
     """Where responses are stored for `previous_response_id` and `GET /v1/responses/{id}`."""
 
-    kind: Literal["sqlite"] = "sqlite"
+    kind: Literal["sqlite", "redis", "postgres"] = "sqlite"
     path: str = ":memory:"
-    """A file path, or `:memory:` (lost at restart; one process only)."""
+    """sqlite: a file path, or `:memory:` (lost at restart; one process only)."""
+    url: SecretStr | None = None
+    """redis: `redis://host:6379/0`; postgres: a libpq URL. Replicas sharing one of these share state."""
+    ttl_seconds: int | None = None
+    """How long responses are kept (redis: key expiry; postgres and sqlite: kept until deleted)."""
+
+    @model_validator(mode="after")
+    def _url_for_shared_stores(self) -> Store:
+        if self.kind != "sqlite" and (self.url is None or not self.url.get_secret_value()):
+            raise ValueError(f"store.url is required for kind {self.kind!r}")
+        return self
 
 
 class Settings(_Config):

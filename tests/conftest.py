@@ -67,11 +67,13 @@ def gateway_settings(
     upstream_url: str,
     anthropic_url: str = "http://127.0.0.1:9/v1",
     gemini_url: str = "http://127.0.0.1:9/v1beta",
+    store: dict[str, str] | None = None,
 ) -> Settings:
     scenarios = ["text", "tool_call", "parallel_tool_calls", "agent", "echo", "reasoning_vllm", "refusal"]
     return parse_settings(
         {
             "server": {"max_body_bytes": MAX_BODY},
+            "store": store or {"kind": "sqlite", "path": ":memory:"},
             "keys": [{"key": API_KEY, "team": "test"}, {"key": OTHER_TEAM_KEY, "team": "other"}],
             "providers": {
                 "fake": {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -15,6 +16,13 @@ from gateway.sealing import Sealer
 from schemas.canonical import Request
 from schemas.canonical_events import CanonicalEvent
 from schemas.responses_request import CreateResponse
+
+
+def reachable(port: int) -> bool:
+    """Whether a service listens on 127.0.0.1:`port` (tests of shared stores skip, saying so, if not)."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def counter_ids() -> Callable[[str], str]:

@@ -9,10 +9,13 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import API_KEY, OTHER_TEAM_KEY
+from gateway.app import create_app
+from tests.conftest import API_KEY, OTHER_TEAM_KEY, gateway_settings
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.chat_completions import FakeChat
 from tests.fakes.gemini import FakeGemini
+from tests.fakes.server import serve
+from tests.helpers import reachable
 from tests.invariants import check_stream
 
 WEATHER: Any = {
@@ -138,3 +141,29 @@ def test_other_teams_and_unstored_responses_are_not_found(
     assert unstored.model_dump()["store"] is False
     with pytest.raises(openai.NotFoundError):
         sdk.responses.retrieve(unstored.id)
+
+
+@pytest.mark.parametrize("kind", ["redis", "postgres"])
+def test_replicas_share_state_through_a_shared_store(
+    kind: str, fake_upstream: tuple[FakeChat, str], anthropic_fake: FakeAnthropic
+) -> None:
+    """Two gateway replicas, one shared store: a chain started on one continues on the other."""
+    port = {"redis": 6379, "postgres": 5432}[kind]
+    if not reachable(port):
+        pytest.skip(f"no {kind} on 127.0.0.1:{port}")
+    url = {"redis": "redis://127.0.0.1:6379/0", "postgres": "postgresql://127.0.0.1:5432/test"}[kind]
+    settings = gateway_settings(fake_upstream[1], store={"kind": kind, "url": url})
+    with serve(create_app(settings)) as one, serve(create_app(settings)) as two:
+        with openai.OpenAI(base_url=f"{one}/v5", api_key=API_KEY, max_retries=0) as first_replica:
+            first = first_replica.responses.create(model="fake/fake-text", input="Say hello")
+        with openai.OpenAI(base_url=f"{two}/v5", api_key=API_KEY, max_retries=0) as second_replica:
+            assert second_replica.responses.retrieve(first.id).output_text == "Hello there, friend!"
+            second = second_replica.responses.create(
+                model="fake/fake-echo", input="and now", previous_response_id=first.id
+            )
+    assert second.output_text == "and now"
+    assert [m["role"] for m in fake_upstream[0].last_request.body["messages"]] == [
+        "user",
+        "assistant",
+        "user",
+    ]
