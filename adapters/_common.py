@@ -56,3 +56,22 @@ def load_object(raw: bytes | str) -> dict[str, JSON]:
     if not isinstance(data, dict):
         raise VendorProtocolError("The upstream sent JSON that is not an object.")
     return data
+
+
+class Turns:
+    """Conversation turns for vendors that want strict alternation: same-role neighbours merge.
+
+    `key` names the list a turn holds its pieces in (`content` for Anthropic, `parts` for Gemini).
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.turns: list[dict[str, JSON]] = []
+
+    def add(self, role: str, pieces: list[dict[str, JSON]]) -> None:
+        if not pieces:
+            return
+        if self.turns and self.turns[-1]["role"] == role:
+            self.turns[-1][self.key].extend(pieces)
+        else:
+            self.turns.append({"role": role, self.key: pieces})

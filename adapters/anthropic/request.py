@@ -2,7 +2,7 @@
 
 Responses items are a flat list; Messages wants alternating user/assistant turns, a single top-level
 `system`, tool results at the head of the user turn that follows their calls, and non-empty text. The
-`_Turns` builder does that grouping once; each item kind only says which role its blocks belong to.
+shared `Turns` builder does the grouping; each item kind only says which role its blocks belong to.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from adapters._common import parse_data_url
+from adapters._common import Turns, parse_data_url
 from adapters.anthropic.options import AnthropicOptions
 from gateway.errors import InvalidRequest, UnsupportedParameter
 from schemas import canonical as c
@@ -21,31 +21,6 @@ VENDOR = "anthropic"
 FIRST_TURN_PLACEHOLDER = "(continuing the conversation)"
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 JSON_OBJECT_TOOL = "json_object"
-
-
-class _Turns:
-    """Alternating turns: same-role neighbours merge, tool results lead their user turn."""
-
-    def __init__(self) -> None:
-        self.messages: list[dict[str, JSON]] = []
-
-    def add(self, role: str, blocks: list[dict[str, JSON]]) -> None:
-        if not blocks:
-            return
-        if self.messages and self.messages[-1]["role"] == role:
-            self.messages[-1]["content"].extend(blocks)
-        else:
-            self.messages.append({"role": role, "content": blocks})
-
-    def finish(self) -> list[dict[str, JSON]]:
-        for message in self.messages:
-            if message["role"] == "user":
-                message["content"].sort(key=lambda block: block["type"] != "tool_result")
-        if self.messages and self.messages[0]["role"] != "user":
-            self.messages.insert(
-                0, {"role": "user", "content": [{"type": "text", "text": FIRST_TURN_PLACEHOLDER}]}
-            )
-        return self.messages
 
 
 def build_body(
@@ -79,7 +54,7 @@ def build_body(
 def _conversation(request: c.Request, model: str) -> tuple[str, list[dict[str, JSON]]]:
     """System text (instructions, then system/developer messages in order) and the turns."""
     system = [request.instructions] if request.instructions else []
-    turns = _Turns()
+    turns = Turns("content")
     for index, item in enumerate(request.input):
         param = f"input[{index}]"
         match item:
@@ -99,10 +74,19 @@ def _conversation(request: c.Request, model: str) -> tuple[str, list[dict[str, J
                 turns.add("assistant", _replayed_thinking(item, model))
             case c.ItemReference():
                 raise UnsupportedParameter("Item references need stored responses.", param=param)
-    for message in turns.messages:
+    return "\n\n".join(s for s in system if s.strip()), _valid_turns(turns.turns)
+
+
+def _valid_turns(messages: list[dict[str, JSON]]) -> list[dict[str, JSON]]:
+    """What Messages insists on: no empty text, tool results first in their user turn, a user turn first."""
+    for message in messages:
         message["content"] = [b for b in message["content"] if b["type"] != "text" or b["text"].strip()]
-    turns.messages = [m for m in turns.messages if m["content"]]
-    return "\n\n".join(s for s in system if s.strip()), turns.finish()
+        if message["role"] == "user":
+            message["content"].sort(key=lambda block: block["type"] != "tool_result")
+    messages = [m for m in messages if m["content"]]
+    if messages and messages[0]["role"] != "user":
+        messages.insert(0, {"role": "user", "content": [{"type": "text", "text": FIRST_TURN_PLACEHOLDER}]})
+    return messages
 
 
 def _system_text(item: c.Message, param: str) -> str:

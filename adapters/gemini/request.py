@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from adapters._common import parse_data_url
+from adapters._common import Turns, parse_data_url
 from adapters.gemini.options import GeminiOptions
 from adapters.gemini.schema import narrow
 from gateway.errors import InvalidRequest, UnsupportedParameter
@@ -36,19 +36,6 @@ class Replay:
         if isinstance(replay, dict) and replay.get("vendor") == VENDOR and replay.get("model") == model:
             self.calls.update(replay.get("calls") or {})
             self.text_signatures.extend(replay.get("text_signatures") or [])
-
-
-class _Turns:
-    def __init__(self) -> None:
-        self.contents: list[dict[str, JSON]] = []
-
-    def add(self, role: str, parts: list[dict[str, JSON]]) -> None:
-        if not parts:
-            return
-        if self.contents and self.contents[-1]["role"] == role:
-            self.contents[-1]["parts"].extend(parts)
-        else:
-            self.contents.append({"role": role, "parts": parts})
 
 
 def build_body(
@@ -81,7 +68,7 @@ def _conversation(
             replay.absorb(item, model)
     names: dict[str, str] = {}
     system = [request.instructions] if request.instructions else []
-    turns = _Turns()
+    turns = Turns("parts")
     first_call_of_turn = True
     for index, item in enumerate(request.input):
         param = f"input[{index}]"
@@ -106,7 +93,7 @@ def _conversation(
                 pass  # its signatures were gathered above; Gemini has no thought turn to replay
             case c.ItemReference():
                 raise UnsupportedParameter("Item references need stored responses.", param=param)
-    return "\n\n".join(s for s in system if s.strip()), turns.contents
+    return "\n\n".join(s for s in system if s.strip()), turns.turns
 
 
 def _system_text(item: c.Message, param: str) -> str:
