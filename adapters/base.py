@@ -67,6 +67,12 @@ class Adapter(Protocol):
 
     def parse_error(self, status: int, body: bytes, retry_after: str | None) -> RosettaError: ...
 
+    def build_count_request(self, request: Request, target: UpstreamTarget) -> VendorRequest | None:
+        """The vendor's own input-token count request, or None when it has none (the gateway estimates)."""
+        ...
+
+    def parse_count(self, body: bytes) -> int: ...
+
     def open_stream(self, request: Request, ids: IdMinter) -> StreamTranslator:
         """`ids` mints ids the vendor does not send (e.g. Gemini call ids), keeping adapters free of
         randomness of their own."""

@@ -257,6 +257,12 @@ class ChatCompletionsAdapter:
         code = str(err["code"]) if err.get("code") is not None else None
         return upstream_error(status, message, param=param, code=code, retry_after=retry_after)
 
+    def build_count_request(self, request: c.Request, target: UpstreamTarget) -> VendorRequest | None:
+        return None  # Chat Completions has no token-count endpoint
+
+    def parse_count(self, body: bytes) -> int:
+        raise NotImplementedError("Chat Completions has no token-count endpoint")
+
     def open_stream(self, request: c.Request, ids: IdMinter) -> ChatStreamTranslator:
         return ChatStreamTranslator(request)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from adapters._common import error_object
+from adapters._common import error_object, load_object
 from adapters.anthropic.options import AnthropicOptions, parse_anthropic_options
 from adapters.anthropic.reply import AnthropicStreamTranslator, message_as_stream
 from adapters.anthropic.request import build_body
@@ -23,6 +23,8 @@ from schemas import canonical as c
 from schemas.canonical_events import CanonicalEvent
 
 __all__ = ["AnthropicAdapter", "build_anthropic"]
+
+_COUNTED = ("model", "messages", "system", "tools", "tool_choice", "thinking")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,15 @@ class AnthropicAdapter:
             headers["x-api-key"] = target.api_key
         url = target.base_url.rstrip("/") + "/messages"
         return VendorRequest("POST", url, orjson.dumps(body), request.stream, headers, dropped)
+
+    def build_count_request(self, request: c.Request, target: UpstreamTarget) -> VendorRequest:
+        """`POST /v1/messages/count_tokens` takes the message body without the generation settings."""
+        full = self.build_request(request, target)
+        body = {key: value for key, value in orjson.loads(full.body).items() if key in _COUNTED}
+        return VendorRequest("POST", full.url + "/count_tokens", orjson.dumps(body), False, full.headers)
+
+    def parse_count(self, body: bytes) -> int:
+        return int(load_object(body).get("input_tokens") or 0)
 
     def parse_response(self, body: bytes, request: c.Request, ids: IdMinter) -> list[CanonicalEvent]:
         """The whole message replayed as the stream it would have been: one translation for both."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from adapters._common import error_object
+from adapters._common import error_object, load_object
 from adapters.base import IdMinter, UpstreamTarget, VendorRequest
 from adapters.gemini.options import GeminiOptions, parse_gemini_options
 from adapters.gemini.reply import GeminiStreamTranslator, reject_blocked_prompt
@@ -39,6 +39,18 @@ class GeminiAdapter:
         method = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
         url = f"{target.base_url.rstrip('/')}/models/{target.model}:{method}"
         return VendorRequest("POST", url, orjson.dumps(body), request.stream, headers, dropped)
+
+    def build_count_request(self, request: c.Request, target: UpstreamTarget) -> VendorRequest:
+        """`:countTokens` with the whole request, so system instruction and tools count too."""
+        full = self.build_request(request.model_copy(update={"stream": False}), target)
+        content = orjson.loads(full.body)
+        content.pop("generationConfig", None)
+        body = {"generateContentRequest": {"model": f"models/{target.model}", **content}}
+        url = full.url.replace(":generateContent", ":countTokens")
+        return VendorRequest("POST", url, orjson.dumps(body), False, full.headers)
+
+    def parse_count(self, body: bytes) -> int:
+        return int(load_object(body).get("totalTokens") or 0)
 
     def parse_response(self, body: bytes, request: c.Request, ids: IdMinter) -> list[CanonicalEvent]:
         reject_blocked_prompt(body)
