@@ -68,6 +68,8 @@ class Server(_Config):
     reasoning_key: SecretStr | None = None
     """Seals vendor reasoning carried in `encrypted_content`. Set it (and share it across replicas) in
     production; without it a random per-process key is used."""
+    background_lease_seconds: float = 30.0
+    """How long a background run stays `in_progress` without its replica's heartbeat."""
     upstream_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     """HTTP transport under the shared httpx client; aiohttp measured cheaper (bench/README.md)."""
 

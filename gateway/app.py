@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            await gateway.runs.close()
             await gateway.transport.aclose()
             await gateway.store.close()
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> Starlette:
             Route(prefix + "/responses/{response_id}", gateway.get_response, methods=["GET"]),
             Route(prefix + "/responses/{response_id}", gateway.delete_response, methods=["DELETE"]),
             Route(prefix + "/responses/{response_id}/input_items", gateway.list_input_items, methods=["GET"]),
+            Route(prefix + "/responses/{response_id}/cancel", gateway.cancel_response, methods=["POST"]),
         )
     ]
     app = Starlette(

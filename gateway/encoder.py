@@ -173,6 +173,10 @@ class ResponsesEncoder:
     def finished(self) -> bool:
         return self._terminal
 
+    @property
+    def started(self) -> bool:
+        return self._started
+
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> list[WireEvent]:

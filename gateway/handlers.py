@@ -12,18 +12,21 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from adapters.base import VendorRequest
 from config.models import Settings
 from gateway.auth import KeyRing, Principal
+from gateway.background import ACTIVE, BackgroundRuns, expire_if_abandoned
 from gateway.encoder import ResponsesEncoder
-from gateway.errors import InvalidRequest, NotFound, RequestTooLarge, UnsupportedParameter
+from gateway.errors import InvalidRequest, NotFound, RequestTooLarge, RosettaError, UnsupportedParameter
 from gateway.ids import new_id
 from gateway.intake import parse_body, response_skeleton, to_canonical, wire_input
 from gateway.media import inline_media_urls
 from gateway.relay import iter_bytes, open_upstream, read_all
-from gateway.routing import Router
+from gateway.routing import Route, Router
 from gateway.sealing import Sealer
 from gateway.store.base import ResponseStore, StoredResponse
 from gateway.stream import FinishHook, collect_response, translate_stream
+from schemas.canonical import Request as CanonicalRequest
 
 JSON = Any
 logger = logging.getLogger(__name__)
@@ -45,6 +48,7 @@ class Gateway:
         self.router = Router(settings)
         self.transport = transport
         self.store = store
+        self.runs = BackgroundRuns(store, settings.server.background_lease_seconds)
         key = settings.server.reasoning_key
         self.sealer = Sealer((key.get_secret_value() if key else "") or None)
 
@@ -65,10 +69,15 @@ class Gateway:
         if route.config.fetch_media_urls:
             canonical = await inline_media_urls(canonical, self.transport, route.config.max_media_bytes)
         vendor_request = route.adapter.build_request(canonical, route.target)
-        upstream = await open_upstream(self.transport, vendor_request, route.adapter, route.config.timeouts)
         response_id = new_id("resp")
         skeleton = response_skeleton(body, canonical, response_id, _now())
         encoder = ResponsesEncoder(skeleton, new_id, _now, self.sealer.seal)
+        if body.background:
+            input_items = [*history, *wire_input(body, new_id)]
+            return await self._start_background(
+                principal, route, canonical, vendor_request, encoder, input_items
+            )
+        upstream = await open_upstream(self.transport, vendor_request, route.adapter, route.config.timeouts)
         save = (
             self._saver(principal, [*history, *wire_input(body, new_id)]) if body.store is not False else None
         )
@@ -107,6 +116,47 @@ class Gateway:
         count = route.adapter.parse_count(await read_all(upstream))
         return JSONResponse({"object": "response.input_tokens", "input_tokens": count})
 
+    async def _start_background(
+        self,
+        principal: Principal,
+        route: Route,
+        canonical: CanonicalRequest,
+        vendor_request: VendorRequest,
+        encoder: ResponsesEncoder,
+        input_items: list[JSON],
+    ) -> Response:
+        """Store the response as `queued`, answer at once, and run it in this process."""
+        queued = {**encoder.response, "status": "queued"}
+        record = StoredResponse(queued["id"], principal.team, queued, input_items, self.runs.lease_until())
+        await self.store.put(record)
+
+        async def work() -> dict[str, JSON]:
+            try:
+                upstream = await open_upstream(
+                    self.transport, vendor_request, route.adapter, route.config.timeouts
+                )
+                return collect_response(await read_all(upstream), route.adapter, canonical, encoder, new_id)
+            except RosettaError as exc:
+                if not encoder.started:
+                    encoder.start()
+                encoder.fail(exc.code or "server_error", exc.message, exc)
+                return encoder.response
+
+        self.runs.start(record, work)
+        return JSONResponse(queued, headers={"x-request-id": queued["id"]})
+
+    async def cancel_response(self, request: Request) -> Response:
+        """`POST /v1/responses/{id}/cancel`: only background responses; any replica can cancel."""
+        record = await self._stored(request)
+        if not record.response.get("background"):
+            raise InvalidRequest("Only background responses can be cancelled.", code="invalid_request")
+        if record.response["status"] in ACTIVE:
+            cancelled = {**record.response, "status": "cancelled"}
+            record = StoredResponse(record.id, record.team, cancelled, record.input_items)
+            await self.store.put(record)
+            self.runs.cancel_local(record.id)
+        return JSONResponse(record.response)
+
     async def _history(self, previous_response_id: str | None, principal: Principal) -> list[JSON]:
         """A chain's stored input and output, to go before the new input (not its instructions)."""
         if previous_response_id is None:
@@ -135,7 +185,7 @@ class Gateway:
         record = await self.store.get(response_id, principal.team)
         if record is None:
             raise NotFound(f"Response with id '{response_id}' not found.", code="response_not_found")
-        return record
+        return await expire_if_abandoned(self.store, record)
 
     async def get_response(self, request: Request) -> Response:
         """`GET /v1/responses/{id}`. Replaying a stream (`stream=true`) needs background mode (not yet)."""

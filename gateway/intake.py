@@ -176,10 +176,10 @@ def _reject_unserved(body: w.CreateResponse) -> None:
     for name in ("conversation", "prompt", "prompt_cache_retention"):
         if getattr(body, name) is not None:
             raise UnsupportedParameter(f"'{name}' is not supported by this gateway yet.", param=name)
-    if body.background:
-        raise UnsupportedParameter(
-            "Background mode is not supported by this gateway yet.", param="background"
-        )
+    if body.background and body.stream:
+        raise UnsupportedParameter("Streaming a background response is not supported yet.", param="stream")
+    if body.background and body.store is False:
+        raise InvalidRequest("Background responses must be stored ('store' cannot be false).", param="store")
     if body.truncation == "auto":
         raise UnsupportedParameter("'truncation: auto' is not supported yet.", param="truncation")
     if body.stream_options is not None and not body.stream:

@@ -20,6 +20,16 @@ class StoredResponse:
     team: str
     response: dict[str, JSON]
     input_items: list[dict[str, JSON]]
+    lease_until: float | None = None
+    """Background runs only: until when (epoch seconds) the replica running it vouches for it."""
+
+    def body(self) -> dict[str, JSON]:
+        """What a store persists (everything but the key)."""
+        return {"response": self.response, "input_items": self.input_items, "lease_until": self.lease_until}
+
+    @classmethod
+    def from_body(cls, response_id: str, team: str, body: dict[str, JSON]) -> StoredResponse:
+        return cls(response_id, team, body["response"], body["input_items"], body.get("lease_until"))
 
 
 class ResponseStore(Protocol):

@@ -41,7 +41,7 @@ class PostgresStore:
         return self._pool
 
     async def put(self, record: StoredResponse) -> None:
-        body = Jsonb({"response": record.response, "input_items": record.input_items}, dumps=_dumps)
+        body = Jsonb(record.body(), dumps=_dumps)
         pool = await self._connection_pool()
         async with pool.connection() as conn:
             await conn.execute(
@@ -59,8 +59,7 @@ class PostgresStore:
             row = await cursor.fetchone()
         if row is None:
             return None
-        data = row[0]
-        return StoredResponse(response_id, team, data["response"], data["input_items"])
+        return StoredResponse.from_body(response_id, team, row[0])
 
     async def delete(self, response_id: str, team: str) -> bool:
         pool = await self._connection_pool()

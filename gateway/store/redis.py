@@ -22,15 +22,14 @@ class RedisStore:
         return f"rosetta:response:{team}:{response_id}"
 
     async def put(self, record: StoredResponse) -> None:
-        body = orjson.dumps({"response": record.response, "input_items": record.input_items})
+        body = orjson.dumps(record.body())
         await self._redis.set(self._key(record.id, record.team), body, ex=self._ttl)
 
     async def get(self, response_id: str, team: str) -> StoredResponse | None:
         body = await self._redis.get(self._key(response_id, team))
         if body is None:
             return None
-        data = orjson.loads(body)
-        return StoredResponse(response_id, team, data["response"], data["input_items"])
+        return StoredResponse.from_body(response_id, team, orjson.loads(body))
 
     async def delete(self, response_id: str, team: str) -> bool:
         return bool(await self._redis.delete(self._key(response_id, team)))

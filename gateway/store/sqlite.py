@@ -37,7 +37,7 @@ class SQLiteStore:
             return cursor.fetchall()
 
     async def put(self, record: StoredResponse) -> None:
-        body = orjson.dumps({"response": record.response, "input_items": record.input_items})
+        body = orjson.dumps(record.body())
         sql = "INSERT OR REPLACE INTO responses (id, team, body) VALUES (?, ?, ?)"
         await asyncio.to_thread(self._run, sql, (record.id, record.team, body))
 
@@ -46,8 +46,7 @@ class SQLiteStore:
         rows = await asyncio.to_thread(self._run, sql, (response_id, team))
         if not rows:
             return None
-        data = orjson.loads(rows[0][0])  # type: ignore[arg-type]
-        return StoredResponse(response_id, team, data["response"], data["input_items"])
+        return StoredResponse.from_body(response_id, team, orjson.loads(rows[0][0]))  # type: ignore[arg-type]
 
     async def delete(self, response_id: str, team: str) -> bool:
         sql = "DELETE FROM responses WHERE id = ? AND team = ? RETURNING id"

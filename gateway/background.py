@@ -1,0 +1,109 @@
+"""Background responses: run a request inside the gateway while the client polls.
+
+The run belongs to the replica that started it and survives the client going away. While it runs, a
+heartbeat renews its lease in the store and watches for a cancel written by any replica; if the replica
+dies, the lease lapses and the next read marks the response failed instead of leaving it `in_progress`
+forever (`expire_if_abandoned`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gateway.store.base import ResponseStore, StoredResponse
+
+logger = logging.getLogger(__name__)
+ACTIVE = ("queued", "in_progress")
+ABANDONED = "The gateway replica running this response stopped before it finished."
+
+
+class BackgroundRuns:
+    def __init__(self, store: ResponseStore, lease_seconds: float) -> None:
+        self._store = store
+        self._lease = lease_seconds
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def lease_until(self) -> float:
+        return time.time() + self._lease
+
+    def start(self, record: StoredResponse, work: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        """Run `work` (which returns the final Response object) and store its result."""
+        task = asyncio.create_task(self._run(record, work), name=f"background {record.id}")
+        self._tasks[record.id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(record.id, None))
+
+    def cancel_local(self, response_id: str) -> None:
+        task = self._tasks.get(response_id)
+        if task is not None:
+            task.cancel()
+
+    async def close(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self, record: StoredResponse, work: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        running = StoredResponse(
+            record.id,
+            record.team,
+            {**record.response, "status": "in_progress"},
+            record.input_items,
+            self.lease_until(),
+        )
+        await self._store.put(running)
+        heartbeat = asyncio.create_task(self._heartbeat(running, asyncio.current_task()))
+        try:
+            final = await work()
+        except asyncio.CancelledError:
+            return  # cancelled: the canceller has stored the `cancelled` state
+        except Exception:
+            logger.exception("background response %s failed", record.id)
+            final = {
+                **running.response,
+                "status": "failed",
+                "error": {"code": "server_error", "message": "The gateway failed while running it."},
+            }
+        finally:
+            heartbeat.cancel()
+        current = await self._store.get(record.id, record.team)
+        if current is not None and current.response["status"] == "cancelled":
+            return
+        await self._store.put(StoredResponse(record.id, record.team, final, record.input_items))
+
+    async def _heartbeat(self, record: StoredResponse, task: asyncio.Task[Any] | None) -> None:
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            current = await self._store.get(record.id, record.team)
+            if current is None or current.response["status"] == "cancelled":
+                if task is not None:
+                    task.cancel()  # cancelled (or deleted) through another replica
+                return
+            await self._store.put(
+                StoredResponse(
+                    record.id, record.team, current.response, current.input_items, self.lease_until()
+                )
+            )
+
+
+async def expire_if_abandoned(store: ResponseStore, record: StoredResponse) -> StoredResponse:
+    """A background response whose lease lapsed has lost its runner: it is failed, not in progress."""
+    if (
+        record.response.get("status") not in ACTIVE
+        or record.lease_until is None
+        or record.lease_until > time.time()
+    ):
+        return record
+    failed = StoredResponse(
+        record.id,
+        record.team,
+        {**record.response, "status": "failed", "error": {"code": "server_error", "message": ABANDONED}},
+        record.input_items,
+    )
+    await store.put(failed)
+    return failed

@@ -1,0 +1,93 @@
+"""Background responses: queued at once, polled to the end, cancellable, failed when their replica dies."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+from openai.types.responses import Response
+
+from gateway.app import create_app
+from gateway.store.base import StoredResponse
+from gateway.store.sqlite import SQLiteStore
+from tests.conftest import API_KEY, gateway_settings
+from tests.fakes.chat_completions import FakeChat
+from tests.fakes.server import serve
+
+
+@pytest.fixture
+def sdk(gateway: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{gateway}/v5", api_key=API_KEY, max_retries=0) as client:
+        yield client
+
+
+def poll(sdk: openai.OpenAI, response_id: str, until: tuple[str, ...]) -> Response:
+    deadline = time.monotonic() + 10
+    while True:
+        response = sdk.responses.retrieve(response_id)
+        if response.status in until or time.monotonic() > deadline:
+            return response
+        time.sleep(0.05)
+
+
+def test_background_response_is_queued_then_completed(sdk: openai.OpenAI, fake: FakeChat) -> None:
+    queued = sdk.responses.create(model="fake/fake-text", input="Say hello", background=True)
+    assert queued.status == "queued" and queued.background is True and queued.output == []
+    done = poll(sdk, queued.id, ("completed", "failed"))
+    assert done.status == "completed" and done.output_text == "Hello there, friend!"
+    assert done.id == queued.id and done.usage is not None
+
+
+def test_upstream_errors_end_a_background_response_failed(sdk: openai.OpenAI, fake: FakeChat) -> None:
+    queued = sdk.responses.create(model="fake/fake-error-400", input="x", background=True)
+    failed = poll(sdk, queued.id, ("failed", "completed"))
+    assert failed.status == "failed" and failed.error is not None
+    assert "maximum context length" in failed.error.message
+
+
+async def test_cancel_stops_the_upstream_request(sdk: openai.OpenAI, fake: FakeChat) -> None:
+    queued = sdk.responses.create(model="fake/fake-hang-midstream", input="x", background=True)
+    poll(sdk, queued.id, ("in_progress",))
+    cancelled = sdk.responses.cancel(queued.id)
+    assert cancelled.status == "cancelled"
+    assert await fake.until_disconnects(1)
+    assert sdk.responses.retrieve(queued.id).status == "cancelled"
+    with pytest.raises(openai.BadRequestError):
+        sdk.responses.cancel(sdk.responses.create(model="fake/fake-text", input="x").id)
+
+
+def test_background_needs_store_and_no_stream(sdk: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk.responses.create(model="fake/fake-text", input="x", background=True, store=False)
+    assert info.value.param == "store"
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk.responses.create(model="fake/fake-text", input="x", background=True, stream=True)
+    assert info.value.param == "stream"
+
+
+async def test_a_run_whose_replica_died_ends_failed(
+    tmp_path: Path, fake_upstream: tuple[FakeChat, str]
+) -> None:
+    """A record still `in_progress` whose lease lapsed (its replica is gone) reads as failed."""
+    path = str(tmp_path / "store.sqlite3")
+    store = SQLiteStore(path)
+    orphan = {
+        "id": "resp_orphan",
+        "object": "response",
+        "status": "in_progress",
+        "background": True,
+        "output": [],
+    }
+    await store.put(StoredResponse("resp_orphan", "test", orphan, [], lease_until=time.time() - 1))
+    await store.close()
+    settings = gateway_settings(fake_upstream[1], store={"kind": "sqlite", "path": path})
+    with (
+        serve(create_app(settings)) as base_url,
+        openai.OpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0) as client,
+    ):
+        response = client.responses.retrieve("resp_orphan")
+    assert response.status == "failed" and response.error is not None
+    assert response.error.message == "The gateway replica running this response stopped before it finished."
