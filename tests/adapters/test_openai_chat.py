@@ -588,3 +588,22 @@ def test_stream_cut_before_finish_reason_gives_no_finish() -> None:
     translator = GENERIC.open_stream(PLAIN, IDS)
     translator.feed(SSEMessage(data='{"choices":[{"index":0,"delta":{"content":"x"}}]}'))
     assert translator.finish() == []
+
+
+def test_reasoning_goes_back_only_where_the_dialect_has_a_field_for_it() -> None:
+    """OpenAI's Chat API takes no reasoning input: the item is left out (its replay token is another
+    vendor's or absent); compatible servers get its text in their reasoning field."""
+    items: list[Any] = [
+        {"role": "user", "content": "Q"},
+        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "thought"}]},
+        {"role": "assistant", "content": "A"},
+    ]
+    assert sent(OPENAI, {"input": items})["messages"] == [
+        {"role": "user", "content": "Q"},
+        {"role": "assistant", "content": "A"},
+    ]
+    assert sent(GENERIC, {"input": items})["messages"][1] == {
+        "role": "assistant",
+        "content": "A",
+        "reasoning_content": "thought",
+    }
