@@ -57,7 +57,8 @@ class BackgroundRuns:
             self.lease_until(),
         )
         await self._store.put(running)
-        heartbeat = asyncio.create_task(self._heartbeat(running, asyncio.current_task()))
+        done = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(running, asyncio.current_task(), done))
         try:
             final = await work()
         except asyncio.CancelledError:
@@ -70,25 +71,32 @@ class BackgroundRuns:
                 "error": {"code": "server_error", "message": "The gateway failed while running it."},
             }
         finally:
-            heartbeat.cancel()
+            done.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat  # it stops between writes, so no lease renewal lands after the result
         current = await self._store.get(record.id, record.team)
         if current is not None and current.response["status"] == "cancelled":
             return
         await self._store.put(StoredResponse(record.id, record.team, final, record.input_items))
 
-    async def _heartbeat(self, record: StoredResponse, task: asyncio.Task[Any] | None) -> None:
+    async def _heartbeat(
+        self, record: StoredResponse, task: asyncio.Task[Any] | None, done: asyncio.Event
+    ) -> None:
         while True:
-            await asyncio.sleep(self._lease / 3)
+            try:
+                await asyncio.wait_for(done.wait(), self._lease / 3)
+                return
+            except TimeoutError:
+                pass
             current = await self._store.get(record.id, record.team)
             if current is None or current.response["status"] == "cancelled":
                 if task is not None:
                     task.cancel()  # cancelled (or deleted) through another replica
                 return
-            await self._store.put(
-                StoredResponse(
-                    record.id, record.team, current.response, current.input_items, self.lease_until()
-                )
+            renewed = StoredResponse(
+                record.id, record.team, current.response, current.input_items, self.lease_until()
             )
+            await self._store.put(renewed)
 
 
 async def expire_if_abandoned(store: ResponseStore, record: StoredResponse) -> StoredResponse:

@@ -16,6 +16,7 @@ from gateway.store.sqlite import SQLiteStore
 from tests.conftest import API_KEY, gateway_settings
 from tests.fakes.chat_completions import FakeChat
 from tests.fakes.server import serve
+from tests.helpers import reachable
 
 
 @pytest.fixture
@@ -91,3 +92,25 @@ async def test_a_run_whose_replica_died_ends_failed(
         response = client.responses.retrieve("resp_orphan")
     assert response.status == "failed" and response.error is not None
     assert response.error.message == "The gateway replica running this response stopped before it finished."
+
+
+async def test_a_cancel_through_another_replica_reaches_the_runner(
+    fake_upstream: tuple[FakeChat, str],
+) -> None:
+    """Replica one runs it; replica two cancels it in the shared store; one's heartbeat stops the run."""
+    if not reachable(6379):
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    fake = fake_upstream[0]
+    fake.reset()
+    settings = gateway_settings(fake_upstream[1], store={"kind": "redis", "url": "redis://127.0.0.1:6379/0"})
+    settings = settings.model_copy(
+        update={"server": settings.server.model_copy(update={"background_lease_seconds": 0.3})}
+    )
+    with serve(create_app(settings)) as one, serve(create_app(settings)) as two:
+        with openai.OpenAI(base_url=f"{one}/v5", api_key=API_KEY, max_retries=0) as first:
+            queued = first.responses.create(model="fake/fake-hang-midstream", input="x", background=True)
+            poll(first, queued.id, ("in_progress",))
+        with openai.OpenAI(base_url=f"{two}/v5", api_key=API_KEY, max_retries=0) as second:
+            assert second.responses.cancel(queued.id).status == "cancelled"
+            assert await fake.until_disconnects(1)
+            assert second.responses.retrieve(queued.id).status == "cancelled"
