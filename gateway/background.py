@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from gateway.store.base import ResponseStore, StoredResponse
@@ -22,20 +23,68 @@ ACTIVE = ("queued", "in_progress")
 ABANDONED = "The gateway replica running this response stopped before it finished."
 
 
+class EventLog:
+    """One background run's wire events: followed live by its streams, kept for resuming them."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.closed = False
+        self._changed = asyncio.Condition()
+
+    async def extend(self, events: list[dict[str, Any]]) -> None:
+        async with self._changed:
+            self.events.extend(events)
+            self._changed.notify_all()
+
+    async def close(self) -> None:
+        async with self._changed:
+            self.closed = True
+            self._changed.notify_all()
+
+    def _has_news(self, index: int) -> bool:
+        return len(self.events) > index or self.closed
+
+    async def follow(self, after: int) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every event with `sequence_number > after`, as they come, until the run ends."""
+        index = after + 1
+        while True:
+            async with self._changed:
+                await self._changed.wait_for(functools.partial(self._has_news, index))
+                batch, index, closed = self.events[index:], len(self.events), self.closed
+            if batch:
+                yield batch
+            if closed:
+                return
+
+
 class BackgroundRuns:
     def __init__(self, store: ResponseStore, lease_seconds: float) -> None:
         self._store = store
         self._lease = lease_seconds
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._logs: dict[str, EventLog] = {}
 
     def lease_until(self) -> float:
         return time.time() + self._lease
 
-    def start(self, record: StoredResponse, work: Callable[[], Awaitable[dict[str, Any]]]) -> None:
-        """Run `work` (which returns the final Response object) and store its result."""
-        task = asyncio.create_task(self._run(record, work), name=f"background {record.id}")
+    def start(
+        self, record: StoredResponse, work: Callable[[], Awaitable[dict[str, Any]]], log: EventLog
+    ) -> None:
+        """Run `work` (which returns the final Response object, writing its events to `log`) and store
+        the result with the events."""
+        task = asyncio.create_task(self._run(record, work, log), name=f"background {record.id}")
         self._tasks[record.id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(record.id, None))
+        self._logs[record.id] = log
+
+        def forget(_: asyncio.Task[None]) -> None:
+            self._tasks.pop(record.id, None)
+            self._logs.pop(record.id, None)
+
+        task.add_done_callback(forget)
+
+    def log(self, response_id: str) -> EventLog | None:
+        """The live log of a run in this process, if there is one."""
+        return self._logs.get(response_id)
 
     def cancel_local(self, response_id: str) -> None:
         task = self._tasks.get(response_id)
@@ -48,7 +97,9 @@ class BackgroundRuns:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _run(self, record: StoredResponse, work: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+    async def _run(
+        self, record: StoredResponse, work: Callable[[], Awaitable[dict[str, Any]]], log: EventLog
+    ) -> None:
         running = StoredResponse(
             record.id,
             record.team,
@@ -72,12 +123,15 @@ class BackgroundRuns:
             }
         finally:
             done.set()
+            await log.close()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat  # it stops between writes, so no lease renewal lands after the result
         current = await self._store.get(record.id, record.team)
         if current is not None and current.response["status"] == "cancelled":
             return
-        await self._store.put(StoredResponse(record.id, record.team, final, record.input_items))
+        await self._store.put(
+            StoredResponse(record.id, record.team, final, record.input_items, events=log.events)
+        )
 
     async def _heartbeat(
         self, record: StoredResponse, task: asyncio.Task[Any] | None, done: asyncio.Event

@@ -2,7 +2,8 @@
 
 It is the only place that knows the wire event grammar, so every adapter gets it right for free. Rules:
 
-- `start()` emits `response.created` then `response.in_progress` (sequence 0 and 1).
+- `start()` emits `response.created` then `response.in_progress` (sequence 0 and 1); for a background
+  run `response.queued` comes between them.
 - An item is announced (`output_item.added`) when its `*Started` event arrives, gets the next
   `output_index` and a gateway-minted id (`msg_`, `fc_`, `rs_`), and is closed exactly once
   (`output_item.done`) by `ItemDone`, by the terminal event, or by a failure. Several items may be open.
@@ -179,12 +180,18 @@ class ResponsesEncoder:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self) -> list[WireEvent]:
+    def start(self, queued: bool = False) -> list[WireEvent]:
+        """`response.created`, then `response.in_progress`; a background run is first `queued` (real
+        background streams: created with status queued, `response.queued`, then in_progress)."""
         if self._started:
             raise InternalError("encoder started twice")
         self._started = True
-        self._response.update(status="in_progress", output=[], usage=None)
-        return [self._lifecycle("response.created"), self._lifecycle("response.in_progress")]
+        self._response.update(status="queued" if queued else "in_progress", output=[], usage=None)
+        events = [self._lifecycle("response.created")]
+        if queued:
+            events.append(self._lifecycle("response.queued"))
+            self._response["status"] = "in_progress"
+        return [*events, self._lifecycle("response.in_progress")]
 
     def feed(self, event: CanonicalEvent) -> list[WireEvent]:
         if not self._started or self._terminal:

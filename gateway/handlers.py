@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -12,20 +13,20 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from adapters.base import VendorRequest
 from config.models import Settings
 from gateway.auth import KeyRing, Principal
-from gateway.background import ACTIVE, BackgroundRuns, expire_if_abandoned
+from gateway.background import ACTIVE, BackgroundRuns, EventLog, expire_if_abandoned
 from gateway.encoder import ResponsesEncoder
-from gateway.errors import InvalidRequest, NotFound, RequestTooLarge, RosettaError, UnsupportedParameter
+from gateway.errors import InvalidRequest, NotFound, RequestTooLarge, RosettaError
 from gateway.ids import new_id
 from gateway.intake import parse_body, response_skeleton, to_canonical, wire_input
 from gateway.media import inline_media_urls
 from gateway.relay import iter_bytes, open_upstream, read_all
 from gateway.routing import Route, Router
 from gateway.sealing import Sealer
+from gateway.sse import encode_event
 from gateway.store.base import ResponseStore, StoredResponse
-from gateway.stream import FinishHook, collect_response, translate_stream
+from gateway.stream import FinishHook, collect_response, translate_stream, wire_events
 from schemas.canonical import Request as CanonicalRequest
 
 JSON = Any
@@ -74,9 +75,7 @@ class Gateway:
         encoder = ResponsesEncoder(skeleton, new_id, _now, self.sealer.seal)
         if body.background:
             input_items = [*history, *wire_input(body, new_id)]
-            return await self._start_background(
-                principal, route, canonical, vendor_request, encoder, input_items
-            )
+            return await self._start_background(principal, route, canonical, encoder, input_items)
         upstream = await open_upstream(self.transport, vendor_request, route.adapter, route.config.timeouts)
         save = (
             self._saver(principal, [*history, *wire_input(body, new_id)]) if body.store is not False else None
@@ -121,29 +120,41 @@ class Gateway:
         principal: Principal,
         route: Route,
         canonical: CanonicalRequest,
-        vendor_request: VendorRequest,
         encoder: ResponsesEncoder,
         input_items: list[JSON],
     ) -> Response:
-        """Store the response as `queued`, answer at once, and run it in this process."""
-        queued = {**encoder.response, "status": "queued"}
+        """Store the response as `queued`, answer at once (JSON, or a stream that follows the run), and run
+        it in this process. The run always streams from upstream, so any client can resume its events."""
+        log = EventLog()
+        started = encoder.start(queued=True)
+        queued = started[0]["response"]
+        await log.extend(started)
         record = StoredResponse(queued["id"], principal.team, queued, input_items, self.runs.lease_until())
         await self.store.put(record)
+        streaming = canonical.model_copy(update={"stream": True})
+        vendor_request = route.adapter.build_request(streaming, route.target)
 
         async def work() -> dict[str, JSON]:
             try:
                 upstream = await open_upstream(
                     self.transport, vendor_request, route.adapter, route.config.timeouts
                 )
-                return collect_response(await read_all(upstream), route.adapter, canonical, encoder, new_id)
             except RosettaError as exc:
-                if not encoder.started:
-                    encoder.start()
-                encoder.fail(exc.code or "server_error", exc.message, exc)
+                await log.extend(encoder.fail(exc.code or "server_error", exc.message, exc))
                 return encoder.response
+            try:
+                translator = route.adapter.open_stream(streaming, new_id)
+                async for events in wire_events(iter_bytes(upstream), translator, encoder):
+                    await log.extend(events)
+            finally:
+                await upstream.aclose()
+            return encoder.response
 
-        self.runs.start(record, work)
-        return JSONResponse(queued, headers={"x-request-id": queued["id"]})
+        self.runs.start(record, work, log)
+        headers = {"x-request-id": queued["id"]}
+        if canonical.stream:
+            return _event_stream(log.follow(-1), headers)
+        return JSONResponse(queued, headers=headers)
 
     async def cancel_response(self, request: Request) -> Response:
         """`POST /v1/responses/{id}/cancel`: only background responses; any replica can cancel."""
@@ -188,10 +199,25 @@ class Gateway:
         return await expire_if_abandoned(self.store, record)
 
     async def get_response(self, request: Request) -> Response:
-        """`GET /v1/responses/{id}`. Replaying a stream (`stream=true`) needs background mode (not yet)."""
-        if request.query_params.get("stream") == "true":
-            raise UnsupportedParameter("Streaming a stored response needs background mode.", param="stream")
-        return JSONResponse((await self._stored(request)).response)
+        """`GET /v1/responses/{id}`; with `stream=true` a background response's events after
+        `starting_after`, live from its run in this process or replayed from the store once finished."""
+        record = await self._stored(request)
+        if request.query_params.get("stream") != "true":
+            return JSONResponse(record.response)
+        after_text = request.query_params.get("starting_after", "-1")
+        if not after_text.lstrip("-").isdigit():
+            raise InvalidRequest(
+                "starting_after must be an integer.", param="starting_after", code="invalid_type"
+            )
+        after = int(after_text)
+        log = self.runs.log(record.id)
+        if log is not None:
+            return _event_stream(log.follow(after), {})
+        if record.events is None:
+            raise InvalidRequest(
+                "Only background responses can be streamed again, once they are stored.", param="stream"
+            )
+        return _event_stream(_replay(record.events[after + 1 :]), {})
 
     async def delete_response(self, request: Request) -> Response:
         record = await self._stored(request)
@@ -241,6 +267,22 @@ class Gateway:
 
     async def readyz(self, request: Request) -> Response:
         return JSONResponse({"status": "ready", "models": len(self.router.public_models)})
+
+
+def _event_stream(batches: AsyncIterator[list[JSON]], headers: dict[str, str]) -> StreamingResponse:
+    async def encoded() -> AsyncIterator[bytes]:
+        async for batch in batches:
+            yield b"".join(encode_event(event) for event in batch)
+
+    return StreamingResponse(
+        encoded(),
+        media_type="text/event-stream; charset=utf-8",
+        headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _replay(events: list[JSON]) -> AsyncIterator[list[JSON]]:
+    yield events
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

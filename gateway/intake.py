@@ -176,8 +176,6 @@ def _reject_unserved(body: w.CreateResponse) -> None:
     for name in ("conversation", "prompt", "prompt_cache_retention"):
         if getattr(body, name) is not None:
             raise UnsupportedParameter(f"'{name}' is not supported by this gateway yet.", param=name)
-    if body.background and body.stream:
-        raise UnsupportedParameter("Streaming a background response is not supported yet.", param="stream")
     if body.background and body.store is False:
         raise InvalidRequest("Background responses must be stored ('store' cannot be false).", param="store")
     if body.truncation == "auto":

@@ -49,7 +49,7 @@ async def translate_stream(
 ) -> AsyncIterator[bytes]:
     """Yield wire bytes for one response; always ends with exactly one terminal event."""
     yield _encode(encoder.start())
-    async for events in _wire_events(chunks, translator, encoder):
+    async for events in wire_events(chunks, translator, encoder):
         if encoder.finished and on_finish is not None:
             await on_finish(encoder.response)
         yield _encode(events)
@@ -57,7 +57,7 @@ async def translate_stream(
             return
 
 
-async def _wire_events(
+async def wire_events(
     chunks: AsyncIterator[bytes], translator: StreamTranslator, encoder: ResponsesEncoder
 ) -> AsyncIterator[list[WireEvent]]:
     """Batches of wire events, one per upstream chunk; failures become the terminal `response.failed`."""

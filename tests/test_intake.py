@@ -95,7 +95,6 @@ def rejection(body: dict[str, Any] | bytes) -> InvalidRequest:
             "Tool choice 'ghost' not found in 'tools' parameter.",
         ),
         ({"model": "m", "conversation": "conv_1"}, "conversation", "unsupported_parameter", None),
-        ({"model": "m", "background": True, "stream": True}, "stream", "unsupported_parameter", None),
         ({"model": "m", "background": True, "store": False}, "store", None, None),
         (
             {"model": "m", "stream_options": {"include_obfuscation": False}},

@@ -22,14 +22,28 @@ class StoredResponse:
     input_items: list[dict[str, JSON]]
     lease_until: float | None = None
     """Background runs only: until when (epoch seconds) the replica running it vouches for it."""
+    events: list[dict[str, JSON]] | None = None
+    """Background runs only, once finished: the stream's wire events, for `GET …?stream=true`."""
 
     def body(self) -> dict[str, JSON]:
         """What a store persists (everything but the key)."""
-        return {"response": self.response, "input_items": self.input_items, "lease_until": self.lease_until}
+        return {
+            "response": self.response,
+            "input_items": self.input_items,
+            "lease_until": self.lease_until,
+            "events": self.events,
+        }
 
     @classmethod
     def from_body(cls, response_id: str, team: str, body: dict[str, JSON]) -> StoredResponse:
-        return cls(response_id, team, body["response"], body["input_items"], body.get("lease_until"))
+        return cls(
+            response_id,
+            team,
+            body["response"],
+            body["input_items"],
+            body.get("lease_until"),
+            body.get("events"),
+        )
 
 
 class ResponseStore(Protocol):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import openai
 import pytest
 from openai.types.responses import Response
@@ -17,6 +19,7 @@ from tests.conftest import API_KEY, gateway_settings
 from tests.fakes.chat_completions import FakeChat
 from tests.fakes.server import serve
 from tests.helpers import reachable
+from tests.invariants import check_stream, parse_sse
 
 
 @pytest.fixture
@@ -60,13 +63,48 @@ async def test_cancel_stops_the_upstream_request(sdk: openai.OpenAI, fake: FakeC
         sdk.responses.cancel(sdk.responses.create(model="fake/fake-text", input="x").id)
 
 
-def test_background_needs_store_and_no_stream(sdk: openai.OpenAI) -> None:
+def test_background_needs_store(sdk: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         sdk.responses.create(model="fake/fake-text", input="x", background=True, store=False)
     assert info.value.param == "store"
-    with pytest.raises(openai.BadRequestError) as info:
-        sdk.responses.create(model="fake/fake-text", input="x", background=True, stream=True)
-    assert info.value.param == "stream"
+
+
+def events_of(stream: Any) -> list[dict[str, Any]]:
+    return [event.model_dump(mode="json", exclude_unset=True) for event in stream]
+
+
+def test_background_stream_is_queued_and_can_be_resumed(sdk: openai.OpenAI, fake: FakeChat) -> None:
+    events = events_of(
+        sdk.responses.create(model="fake/fake-text", input="Say hello", background=True, stream=True)
+    )
+    final = check_stream(events)
+    assert [e["type"] for e in events[:3]] == ["response.created", "response.queued", "response.in_progress"]
+    assert events[0]["response"]["status"] == "queued" and final["status"] == "completed"
+    assert final["output"][0]["content"][0]["text"] == "Hello there, friend!"
+    stored = poll(sdk, final["id"], ("completed",))
+    assert stored.output_text == "Hello there, friend!"
+    resumed = events_of(sdk.responses.retrieve(final["id"], stream=True, starting_after=4))
+    assert resumed == events[5:]
+    assert events_of(sdk.responses.retrieve(final["id"], stream=True)) == events
+
+
+def test_a_background_stream_outlives_its_client(gateway: str, sdk: openai.OpenAI, fake: FakeChat) -> None:
+    body = {"model": "fake/fake-text", "input": "Say hello", "background": True, "stream": True}
+    with (
+        httpx.Client(base_url=gateway, timeout=10) as http,
+        http.stream(
+            "POST", "/v5/responses", json=body, headers={"Authorization": f"Bearer {API_KEY}"}
+        ) as reply,
+    ):
+        first = next(reply.iter_raw())
+    response_id = parse_sse(first)[0]["response"]["id"]
+    assert poll(sdk, response_id, ("completed",)).output_text == "Hello there, friend!"
+
+
+def test_only_background_responses_stream_again(sdk: openai.OpenAI, fake: FakeChat) -> None:
+    plain = sdk.responses.create(model="fake/fake-text", input="x")
+    with pytest.raises(openai.BadRequestError):
+        events_of(sdk.responses.retrieve(plain.id, stream=True))
 
 
 async def test_a_run_whose_replica_died_ends_failed(
