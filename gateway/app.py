@@ -73,6 +73,8 @@ def create_app(settings: Settings) -> Starlette:
             Route("/v1/responses", gateway.create_response, methods=["POST"]),
             Route("/v5/responses", gateway.create_response, methods=["POST"]),
             Route("/v1/responses/input_tokens", gateway.count_input_tokens, methods=["POST"]),
+            Route("/v1/responses/compact", gateway.compact, methods=["POST"]),
+            Route("/v5/responses/compact", gateway.compact, methods=["POST"]),
             Route("/v5/responses/input_tokens", gateway.count_input_tokens, methods=["POST"]),
             *stored,
             Route("/v1/models", gateway.list_models, methods=["GET"]),

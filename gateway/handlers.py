@@ -27,10 +27,16 @@ from gateway.sealing import Sealer
 from gateway.sse import encode_event
 from gateway.store.base import ResponseStore, StoredResponse
 from gateway.stream import FinishHook, collect_response, translate_stream, wire_events
+from schemas.canonical import InputText
+from schemas.canonical import Message as CanonicalMessage
 from schemas.canonical import Request as CanonicalRequest
 
 JSON = Any
 logger = logging.getLogger(__name__)
+SUMMARY_REQUEST = (
+    "Summarise the conversation so far for your own later use: the user's goals, the facts, decisions and"
+    " tool results established, and what remains to do. Be complete but concise; reply with the summary only."
+)
 
 
 class JSONResponse(Response):
@@ -167,6 +173,60 @@ class Gateway:
             await self.store.put(record)
             self.runs.cancel_local(record.id)
         return JSONResponse(record.response)
+
+    async def compact(self, request: Request) -> Response:
+        """`POST /v1/responses/compact`: the conversation's user messages plus one `compaction` item whose
+        sealed content is a summary the routed model wrote; fed back as input, it stands for the history
+        (as a developer note) on any vendor. `prompt_cache_key` has no use here: dropped and reported."""
+        principal = self.authenticate(request)
+        body = parse_body(await _read_body(request, self.settings.server.max_body_bytes))
+        if request.scope["path"].startswith("/v5/"):
+            route = self.router.resolve_vendor(principal, body.model)
+        else:
+            route = self.router.resolve(principal, body.model)
+        history = await self._history(body.previous_response_id, principal)
+        canonical = to_canonical(body, route.target.model, route.defaults, self.sealer, history)
+        ask = CanonicalMessage(role="user", content=(InputText(text=SUMMARY_REQUEST),))
+        summarise = canonical.model_copy(
+            update={
+                "stream": False,
+                "prompt_cache_key": None,
+                "tool_choice": "none",
+                "input": (*canonical.input, ask),
+            }
+        )
+        vendor_request = route.adapter.build_request(summarise, route.target)
+        upstream = await open_upstream(self.transport, vendor_request, route.adapter, route.config.timeouts)
+        skeleton = response_skeleton(body, summarise, new_id("resp"), _now())
+        encoder = ResponsesEncoder(skeleton, new_id, _now, self.sealer.seal)
+        reply = collect_response(await read_all(upstream), route.adapter, summarise, encoder, new_id)
+        summary = "".join(
+            part["text"]
+            for item in reply["output"]
+            if item["type"] == "message"
+            for part in item["content"]
+            if part["type"] == "output_text"
+        )
+        users = [
+            {**item, "status": "completed"}
+            for item in [*history, *wire_input(body, new_id)]
+            if item.get("type") == "message" and item.get("role") == "user"
+        ]
+        compaction = {
+            "id": new_id("cmp"),
+            "type": "compaction",
+            "encrypted_content": self.sealer.seal({"compaction": summary}),
+            "created_by": "rosetta",
+        }
+        headers = {"x-rosetta-dropped-params": "prompt_cache_key"} if body.prompt_cache_key else {}
+        compacted = {
+            "id": new_id("resp"),
+            "object": "response.compaction",
+            "created_at": _now(),
+            "output": [*users, compaction],
+            "usage": reply["usage"],
+        }
+        return JSONResponse(compacted, headers=headers)
 
     async def _history(self, previous_response_id: str | None, principal: Principal) -> list[JSON]:
         """A chain's stored input and output, to go before the new input (not its instructions)."""

@@ -251,7 +251,22 @@ def _item(item: JSON, index: int, sealer: Sealer) -> c.Item:
             )
         case w.ItemReferenceParam():
             return c.ItemReference(id=item.id)
+        case w.CompactionParam():
+            return _compacted(item, f"{param}.encrypted_content", sealer)
     raise InvalidRequest("Unsupported input item.", param=param)
+
+
+COMPACTED_PREFIX = "Summary of the conversation so far:\n\n"
+
+
+def _compacted(item: w.CompactionParam, param: str, sealer: Sealer) -> c.Message:
+    """A compaction of ours stands for the history it summarised: a developer note carrying the summary."""
+    payload = sealer.open(item.encrypted_content, param)
+    if not isinstance(payload, dict) or "compaction" not in payload:
+        raise InvalidRequest(
+            "This compaction was not made by this gateway.", param=param, code="invalid_value"
+        )
+    return c.Message(role="developer", content=(c.InputText(text=COMPACTED_PREFIX + payload["compaction"]),))
 
 
 def _content(message: w.MessageParam, param: str) -> tuple[c.Part, ...]:

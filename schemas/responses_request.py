@@ -113,6 +113,14 @@ class ItemReferenceParam(_Lenient):
     id: str
 
 
+class CompactionParam(_Lenient):
+    """The item `POST /v1/responses/compact` returns, fed back as input in place of the history."""
+
+    type: Literal["compaction"]
+    encrypted_content: str
+    id: str | None = None
+
+
 def _tag_item(value: Any) -> Any:
     """Give untyped items their implied type: `{role, content}` is a message, `{id}` a reference."""
     if isinstance(value, dict) and "type" not in value:
@@ -124,7 +132,12 @@ def _tag_item(value: Any) -> Any:
 
 
 InputItem = Annotated[
-    MessageParam | FunctionCallParam | FunctionCallOutputParam | ReasoningParam | ItemReferenceParam,
+    MessageParam
+    | FunctionCallParam
+    | FunctionCallOutputParam
+    | ReasoningParam
+    | ItemReferenceParam
+    | CompactionParam,
     Field(discriminator="type"),
     BeforeValidator(_tag_item),
 ]
