@@ -131,12 +131,22 @@ def test_other_teams_and_unstored_responses_are_not_found(
     gateway: str, sdk: openai.OpenAI, fake: FakeChat
 ) -> None:
     mine = sdk.responses.create(model="fake/fake-text", input="Say hello")
+    background = sdk.responses.create(model="fake/fake-hang-midstream", input="x", background=True)
     with openai.OpenAI(base_url=f"{gateway}/v5", api_key=OTHER_TEAM_KEY, max_retries=0) as other:
-        with pytest.raises(openai.NotFoundError):
-            other.responses.retrieve(mine.id)
+        for attempt in (
+            lambda: other.responses.retrieve(mine.id),
+            lambda: other.responses.delete(mine.id),
+            lambda: other.responses.input_items.list(mine.id),
+            lambda: other.responses.cancel(background.id),
+            lambda: other.responses.retrieve(background.id, stream=True),
+        ):
+            with pytest.raises(openai.NotFoundError):
+                attempt()
         with pytest.raises(openai.NotFoundError) as info:
             other.responses.create(model="fake/fake-text", input="x", previous_response_id=mine.id)
         assert info.value.code == "previous_response_not_found"
+    assert sdk.responses.retrieve(mine.id).id == mine.id  # untouched by the other team's attempts
+    assert sdk.responses.cancel(background.id).status == "cancelled"
     unstored = sdk.responses.create(model="fake/fake-text", input="Say hello", store=False)
     assert unstored.model_dump()["store"] is False
     with pytest.raises(openai.NotFoundError):
