@@ -107,6 +107,14 @@ class VendorProtocolError(UpstreamError):
     default_code = "upstream_protocol_error"
 
 
+class StoreUnavailable(RosettaError):
+    """The response store cannot be reached: this request fails, requests with `store: false` go on."""
+
+    status = 503
+    type = "server_error"
+    default_code = "store_unavailable"
+
+
 class InternalError(RosettaError):
     """Our own bug (e.g. an encoder invariant breach)."""
 

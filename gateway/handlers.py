@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -17,7 +18,7 @@ from config.models import Settings
 from gateway.auth import KeyRing, Principal
 from gateway.background import ACTIVE, BackgroundRuns, EventLog, expire_if_abandoned
 from gateway.encoder import ResponsesEncoder
-from gateway.errors import InvalidRequest, NotFound, RequestTooLarge, RosettaError
+from gateway.errors import InvalidRequest, NotFound, RequestTooLarge, RosettaError, StoreUnavailable
 from gateway.ids import new_id
 from gateway.intake import parse_body, response_skeleton, to_canonical, wire_input
 from gateway.media import inline_media_urls
@@ -32,6 +33,8 @@ from schemas.canonical import Message as CanonicalMessage
 from schemas.canonical import Request as CanonicalRequest
 
 JSON = Any
+T = TypeVar("T")
+STORE_TIMEOUT = 5.0
 logger = logging.getLogger(__name__)
 SUMMARY_REQUEST = (
     "Summarise the conversation so far for your own later use: the user's goals, the facts, decisions and"
@@ -136,7 +139,7 @@ class Gateway:
         queued = started[0]["response"]
         await log.extend(started)
         record = StoredResponse(queued["id"], principal.team, queued, input_items, self.runs.lease_until())
-        await self.store.put(record)
+        await _reach(self.store.put(record))
         streaming = canonical.model_copy(update={"stream": True})
         vendor_request = route.adapter.build_request(streaming, route.target)
 
@@ -170,7 +173,7 @@ class Gateway:
         if record.response["status"] in ACTIVE:
             cancelled = {**record.response, "status": "cancelled"}
             record = StoredResponse(record.id, record.team, cancelled, record.input_items)
-            await self.store.put(record)
+            await _reach(self.store.put(record))
             self.runs.cancel_local(record.id)
         return JSONResponse(record.response)
 
@@ -232,7 +235,7 @@ class Gateway:
         """A chain's stored input and output, to go before the new input (not its instructions)."""
         if previous_response_id is None:
             return []
-        record = await self.store.get(previous_response_id, principal.team)
+        record = await _reach(self.store.get(previous_response_id, principal.team))
         if record is None:
             raise NotFound(
                 f"Previous response with id '{previous_response_id}' not found.",
@@ -243,20 +246,19 @@ class Gateway:
 
     def _saver(self, principal: Principal, input_items: list[JSON]) -> FinishHook:
         async def save(response: dict[str, JSON]) -> None:
-            try:
-                await self.store.put(StoredResponse(response["id"], principal.team, response, input_items))
-            except Exception:  # the reply itself is fine; only later chains on it will miss
-                logger.exception("could not store response %s", response["id"])
+            await _reach(
+                self.store.put(StoredResponse(response["id"], principal.team, response, input_items))
+            )
 
         return save
 
     async def _stored(self, request: Request) -> StoredResponse:
         principal = self.authenticate(request)
         response_id = request.path_params["response_id"]
-        record = await self.store.get(response_id, principal.team)
+        record = await _reach(self.store.get(response_id, principal.team))
         if record is None:
             raise NotFound(f"Response with id '{response_id}' not found.", code="response_not_found")
-        return await expire_if_abandoned(self.store, record)
+        return await _reach(expire_if_abandoned(self.store, record))
 
     async def get_response(self, request: Request) -> Response:
         """`GET /v1/responses/{id}`; with `stream=true` a background response's events after
@@ -281,7 +283,7 @@ class Gateway:
 
     async def delete_response(self, request: Request) -> Response:
         record = await self._stored(request)
-        await self.store.delete(record.id, record.team)
+        await _reach(self.store.delete(record.id, record.team))
         return JSONResponse({"id": record.id, "object": "response", "deleted": True})
 
     async def list_input_items(self, request: Request) -> Response:
@@ -343,6 +345,17 @@ def _event_stream(batches: AsyncIterator[list[JSON]], headers: dict[str, str]) -
 
 async def _replay(events: list[JSON]) -> AsyncIterator[list[JSON]]:
     yield events
+
+
+async def _reach(call: Awaitable[T]) -> T:
+    """A store call; a store that cannot be reached is this request's 503, never a hang or a 500."""
+    try:
+        return await asyncio.wait_for(call, STORE_TIMEOUT)
+    except RosettaError:
+        raise
+    except Exception as exc:
+        logger.warning("response store unavailable: %s", type(exc).__name__)
+        raise StoreUnavailable("The response store cannot be reached right now; try again.") from None
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

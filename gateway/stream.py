@@ -51,7 +51,10 @@ async def translate_stream(
     yield _encode(encoder.start())
     async for events in wire_events(chunks, translator, encoder):
         if encoder.finished and on_finish is not None:
-            await on_finish(encoder.response)
+            try:
+                await on_finish(encoder.response)
+            except RosettaError as exc:  # the reply is whole: deliver it; only later chains will miss it
+                logger.warning("response %s was not stored: %s", encoder.response["id"], exc.message)
         yield _encode(events)
         if encoder.finished:
             return

@@ -177,3 +177,21 @@ def test_replicas_share_state_through_a_shared_store(
         "assistant",
         "user",
     ]
+
+
+def test_an_unreachable_store_is_a_503_for_requests_that_need_it(fake_upstream: tuple[FakeChat, str]) -> None:
+    settings = gateway_settings(fake_upstream[1], store={"kind": "redis", "url": "redis://127.0.0.1:1/0"})
+    with (
+        serve(create_app(settings)) as base,
+        openai.OpenAI(base_url=f"{base}/v5", api_key=API_KEY, max_retries=0) as sdk,
+    ):
+        with pytest.raises(openai.InternalServerError) as info:
+            sdk.responses.create(model="fake/fake-text", input="x")
+        assert info.value.status_code == 503 and info.value.code == "store_unavailable"
+        with pytest.raises(openai.InternalServerError):
+            sdk.responses.retrieve("resp_any")
+        with pytest.raises(openai.InternalServerError):
+            sdk.responses.create(model="fake/fake-text", input="x", previous_response_id="resp_any")
+        assert sdk.responses.create(model="fake/fake-text", input="x", store=False).output_text
+        streamed = list(sdk.responses.create(model="fake/fake-text", input="x", stream=True))
+        assert streamed[-1].type == "response.completed"  # delivered whole; only storing it failed
