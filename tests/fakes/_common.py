@@ -21,10 +21,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, TypeAlias
 
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 __all__ = [
@@ -194,14 +197,30 @@ async def _wait_disconnect(receive: Receive) -> None:
 class FakeUpstream:
     """What every fake upstream shares: the request log, disconnect counting and chunked writes.
 
-    Subclasses add routes and the vendor's policy. Tests read ``requests``
+    Subclasses give their routes (``_routes``) and default scenarios (``_default_scenarios``) and the
+    vendor's policy; the object itself is the ASGI app. Tests read ``requests``
     (:class:`RecordedRequest` list, in arrival order), ``last_request`` and
     ``disconnects``, and call ``reset()`` between tests. ``chunk_size`` (an
     ``int`` or an inclusive ``(low, high)`` byte range) and ``write_delay``
     may be changed between requests.
     """
 
-    def __init__(self, *, chunk_size: int | tuple[int, int], write_delay: float, seed: int) -> None:
+    def __init__(
+        self,
+        scenarios: Mapping[str, Scenario] | None,
+        *,
+        api_key: str | None,
+        chunk_size: int | tuple[int, int],
+        write_delay: float,
+        slow_seconds: float,
+        seed: int,
+        validate: bool,
+        fixtures_dir: Path,
+    ) -> None:
+        self.api_key = api_key
+        self.slow_seconds = slow_seconds
+        self.validate = validate
+        self.fixtures_dir = fixtures_dir
         self.chunk_size = (chunk_size, chunk_size) if isinstance(chunk_size, int) else chunk_size
         if not 1 <= self.chunk_size[0] <= self.chunk_size[1]:
             raise ValueError(f"bad chunk_size {chunk_size!r}")
@@ -210,6 +229,17 @@ class FakeUpstream:
         self.requests: list[RecordedRequest] = []
         self._disconnects = 0
         self._changed = threading.Condition()
+        self.scenarios: dict[str, Scenario] = {**self._default_scenarios(), **(scenarios or {})}
+        self.app = Starlette(routes=self._routes())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    def _routes(self) -> list[BaseRoute]:
+        raise NotImplementedError
+
+    def _default_scenarios(self) -> dict[str, Scenario]:
+        raise NotImplementedError
 
     @property
     def disconnects(self) -> int:

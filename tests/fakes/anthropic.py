@@ -39,11 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeGuard
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.routing import BaseRoute, Route
 
 from . import chat_completions as _chat
 from ._common import (
@@ -654,28 +652,29 @@ class FakeAnthropic(FakeUpstream):
         fixtures_dir: Path = FIXTURES_DIR,
         signing_key: bytes = THINKING_SIGNING_KEY,
     ) -> None:
-        super().__init__(chunk_size=chunk_size, write_delay=write_delay, seed=seed)
-        self.api_key = api_key
-        self.slow_seconds = slow_seconds
-        self.validate = validate
-        self.fixtures_dir = fixtures_dir
-        self.signing_key = signing_key
-        self.scenarios: dict[str, Scenario] = {**self._default_scenarios(), **(scenarios or {})}
-        self.app = Starlette(
-            routes=[
-                Route("/v1/messages", self._messages, methods=["POST"]),
-                Route("/v1/messages/count_tokens", self._count_tokens, methods=["POST"]),
-                Route("/v1/models", self._models, methods=["GET"]),
-                Route(
-                    "/{path:path}",
-                    self._not_found,
-                    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-                ),
-            ]
+        self.signing_key = signing_key  # before the base builds scenarios that use it
+        super().__init__(
+            scenarios,
+            api_key=api_key,
+            chunk_size=chunk_size,
+            write_delay=write_delay,
+            slow_seconds=slow_seconds,
+            seed=seed,
+            validate=validate,
+            fixtures_dir=fixtures_dir,
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+    def _routes(self) -> list[BaseRoute]:
+        return [
+            Route("/v1/messages", self._messages, methods=["POST"]),
+            Route("/v1/messages/count_tokens", self._count_tokens, methods=["POST"]),
+            Route("/v1/models", self._models, methods=["GET"]),
+            Route(
+                "/{path:path}",
+                self._not_found,
+                methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            ),
+        ]
 
     # ----------------------------------------------------------------- routes
 

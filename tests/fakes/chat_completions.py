@@ -34,11 +34,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.routing import BaseRoute, Route
 
 from ._common import (
     FakeUpstream,
@@ -255,28 +253,29 @@ class FakeChat(FakeUpstream):
         validate: bool = True,
         fixtures_dir: Path = FIXTURES_DIR,
     ) -> None:
-        super().__init__(chunk_size=chunk_size, write_delay=write_delay, seed=seed)
-        self.api_key = api_key
-        self.slow_seconds = slow_seconds
-        self.validate = validate
-        self.fixtures_dir = fixtures_dir
-        self.scenarios: dict[str, Scenario] = {**self._default_scenarios(), **(scenarios or {})}
-        self.app = Starlette(
-            routes=[
-                Route("/v1/chat/completions", self._completions, methods=["POST"]),
-                Route("/chat/completions", self._completions, methods=["POST"]),
-                Route("/v1/models", self._models, methods=["GET"]),
-                Route("/models", self._models, methods=["GET"]),
-                Route(
-                    "/{path:path}",
-                    self._invalid_url,
-                    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-                ),
-            ]
+        super().__init__(
+            scenarios,
+            api_key=api_key,
+            chunk_size=chunk_size,
+            write_delay=write_delay,
+            slow_seconds=slow_seconds,
+            seed=seed,
+            validate=validate,
+            fixtures_dir=fixtures_dir,
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+    def _routes(self) -> list[BaseRoute]:
+        return [
+            Route("/v1/chat/completions", self._completions, methods=["POST"]),
+            Route("/chat/completions", self._completions, methods=["POST"]),
+            Route("/v1/models", self._models, methods=["GET"]),
+            Route("/models", self._models, methods=["GET"]),
+            Route(
+                "/{path:path}",
+                self._invalid_url,
+                methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            ),
+        ]
 
     # ----------------------------------------------------------------- routes
 

@@ -45,11 +45,9 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.routing import BaseRoute, Route
 
 from . import chat_completions as _chat
 from ._common import (
@@ -837,27 +835,28 @@ class FakeGemini(FakeUpstream):
         fixtures_dir: Path = FIXTURES_DIR,
         signing_key: bytes = THOUGHT_SIGNING_KEY,
     ) -> None:
-        super().__init__(chunk_size=chunk_size, write_delay=write_delay, seed=seed)
-        self.api_key = api_key
-        self.slow_seconds = slow_seconds
-        self.validate = validate
-        self.fixtures_dir = fixtures_dir
-        self.signing_key = signing_key
-        self.scenarios: dict[str, Scenario] = {**self._default_scenarios(), **(scenarios or {})}
-        self.app = Starlette(
-            routes=[
-                Route("/{version}/models/{target}", self._model_call, methods=["POST"]),
-                Route("/{version}/models", self._models, methods=["GET"]),
-                Route(
-                    "/{path:path}",
-                    self._not_found,
-                    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-                ),
-            ]
+        self.signing_key = signing_key  # before the base builds scenarios that use it
+        super().__init__(
+            scenarios,
+            api_key=api_key,
+            chunk_size=chunk_size,
+            write_delay=write_delay,
+            slow_seconds=slow_seconds,
+            seed=seed,
+            validate=validate,
+            fixtures_dir=fixtures_dir,
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+    def _routes(self) -> list[BaseRoute]:
+        return [
+            Route("/{version}/models/{target}", self._model_call, methods=["POST"]),
+            Route("/{version}/models", self._models, methods=["GET"]),
+            Route(
+                "/{path:path}",
+                self._not_found,
+                methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            ),
+        ]
 
     # ----------------------------------------------------------------- routes
 
