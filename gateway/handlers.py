@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -31,6 +32,7 @@ from gateway.stream import FinishHook, collect_response, translate_stream, wire_
 from schemas.canonical import InputText
 from schemas.canonical import Message as CanonicalMessage
 from schemas.canonical import Request as CanonicalRequest
+from schemas.responses_request import CreateResponse
 
 JSON = Any
 T = TypeVar("T")
@@ -40,6 +42,17 @@ SUMMARY_REQUEST = (
     "Summarise the conversation so far for your own later use: the user's goals, the facts, decisions and"
     " tool results established, and what remains to do. Be complete but concise; reply with the summary only."
 )
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A model-calling request after intake: who asks, what they sent, where it goes, as canonical."""
+
+    principal: Principal
+    body: CreateResponse
+    route: Route
+    history: list[JSON]
+    canonical: CanonicalRequest
 
 
 class JSONResponse(Response):
@@ -67,28 +80,17 @@ class Gateway:
 
     async def create_response(self, request: Request) -> Response:
         """`POST /v1/responses` (public model names) and `/v5/responses` (`provider/model`)."""
-        principal = self.authenticate(request)
-        raw = await _read_body(request, self.settings.server.max_body_bytes)
-        body = parse_body(raw)
-        if request.scope["path"].startswith("/v5/"):
-            route = self.router.resolve_vendor(principal, body.model)
-        else:
-            route = self.router.resolve(principal, body.model)
-        history = await self._history(body.previous_response_id, principal)
-        canonical = to_canonical(body, route.target.model, route.defaults, self.sealer, history)
-        if route.config.fetch_media_urls:
-            canonical = await inline_media_urls(canonical, self.transport, route.config.max_media_bytes)
-        vendor_request = route.adapter.build_request(canonical, route.target)
+        call = await self._intake(request)
+        body, route, canonical = call.body, call.route, call.canonical
         response_id = new_id("resp")
         skeleton = response_skeleton(body, canonical, response_id, _now())
         encoder = ResponsesEncoder(skeleton, new_id, _now, self.sealer.seal)
+        input_items = [*call.history, *wire_input(body, new_id)]
         if body.background:
-            input_items = [*history, *wire_input(body, new_id)]
-            return await self._start_background(principal, route, canonical, encoder, input_items)
+            return await self._start_background(call.principal, route, canonical, encoder, input_items)
+        vendor_request = route.adapter.build_request(canonical, route.target)
         upstream = await open_upstream(self.transport, vendor_request, route.adapter, route.config.timeouts)
-        save = (
-            self._saver(principal, [*history, *wire_input(body, new_id)]) if body.store is not False else None
-        )
+        save = self._saver(call.principal, input_items) if body.store is not False else None
         headers = {"x-request-id": response_id}
         if vendor_request.dropped:
             headers["x-rosetta-dropped-params"] = ",".join(vendor_request.dropped)
@@ -105,9 +107,10 @@ class Gateway:
             await save(reply)
         return JSONResponse(reply, headers=headers)
 
-    async def count_input_tokens(self, request: Request) -> Response:
-        """`POST /v1/responses/input_tokens`: the vendor's own count where its adapter has one, else an
-        estimate of one token per four bytes of the translated request."""
+    async def _intake(self, request: Request) -> _Call:
+        """What every model-calling endpoint does first: authenticate, read and check the body, route the
+        model (`/v1` public names, `/v5` `provider/model`), load the `previous_response_id` chain and build
+        the canonical request, with media fetched where the provider asks for it."""
         principal = self.authenticate(request)
         body = parse_body(await _read_body(request, self.settings.server.max_body_bytes))
         if request.scope["path"].startswith("/v5/"):
@@ -116,6 +119,15 @@ class Gateway:
             route = self.router.resolve(principal, body.model)
         history = await self._history(body.previous_response_id, principal)
         canonical = to_canonical(body, route.target.model, route.defaults, self.sealer, history)
+        if route.config.fetch_media_urls:
+            canonical = await inline_media_urls(canonical, self.transport, route.config.max_media_bytes)
+        return _Call(principal, body, route, history, canonical)
+
+    async def count_input_tokens(self, request: Request) -> Response:
+        """`POST /v1/responses/input_tokens`: the vendor's own count where its adapter has one, else an
+        estimate of one token per four bytes of the translated request."""
+        call = await self._intake(request)
+        route, canonical = call.route, call.canonical
         count_request = route.adapter.build_count_request(canonical, route.target)
         if count_request is None:
             estimate = -(-len(route.adapter.build_request(canonical, route.target).body) // 4)
@@ -181,14 +193,8 @@ class Gateway:
         """`POST /v1/responses/compact`: the conversation's user messages plus one `compaction` item whose
         sealed content is a summary the routed model wrote; fed back as input, it stands for the history
         (as a developer note) on any vendor. `prompt_cache_key` has no use here: dropped and reported."""
-        principal = self.authenticate(request)
-        body = parse_body(await _read_body(request, self.settings.server.max_body_bytes))
-        if request.scope["path"].startswith("/v5/"):
-            route = self.router.resolve_vendor(principal, body.model)
-        else:
-            route = self.router.resolve(principal, body.model)
-        history = await self._history(body.previous_response_id, principal)
-        canonical = to_canonical(body, route.target.model, route.defaults, self.sealer, history)
+        call = await self._intake(request)
+        body, route, history, canonical = call.body, call.route, call.history, call.canonical
         ask = CanonicalMessage(role="user", content=(InputText(text=SUMMARY_REQUEST),))
         summarise = canonical.model_copy(
             update={
