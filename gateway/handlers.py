@@ -146,14 +146,16 @@ class Gateway:
     ) -> Response:
         """Store the response as `queued`, answer at once (JSON, or a stream that follows the run), and run
         it in this process. The run always streams from upstream, so any client can resume its events."""
+        streaming = canonical.model_copy(update={"stream": True})
+        vendor_request = route.adapter.build_request(
+            streaming, route.target
+        )  # a 400 before anything is queued
         log = EventLog()
         started = encoder.start(queued=True)
         queued = started[0]["response"]
         await log.extend(started)
         record = StoredResponse(queued["id"], principal.team, queued, input_items, self.runs.lease_until())
         await _reach(self.store.put(record))
-        streaming = canonical.model_copy(update={"stream": True})
-        vendor_request = route.adapter.build_request(streaming, route.target)
 
         async def work() -> dict[str, JSON]:
             try:

@@ -152,3 +152,12 @@ async def test_a_cancel_through_another_replica_reaches_the_runner(
             assert second.responses.cancel(queued.id).status == "cancelled"
             assert await fake.until_disconnects(1)
             assert second.responses.retrieve(queued.id).status == "cancelled"
+
+
+def test_a_request_the_upstream_cannot_carry_is_refused_before_it_is_queued(
+    sdk: openai.OpenAI, fake: FakeChat
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk.responses.create(model="fake/fake-text", input="x", background=True, service_tier="flex")
+    assert info.value.param == "service_tier"
+    assert fake.requests == []
