@@ -72,6 +72,8 @@ class Server(_Config):
     """How long a background run stays `in_progress` without its replica's heartbeat."""
     upstream_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     """HTTP transport under the shared httpx client; aiohttp measured cheaper (bench/README.md)."""
+    websocket_max_seconds: float = 3600.0
+    """How long one Responses WebSocket connection may live (OpenAI's limit is 60 minutes)."""
 
 
 class Store(_Config):
@@ -83,7 +85,8 @@ class Store(_Config):
     url: SecretStr | None = None
     """redis: `redis://host:6379/0`; postgres: a libpq URL. Replicas sharing one of these share state."""
     ttl_seconds: int | None = None
-    """How long responses are kept (redis: key expiry; postgres and sqlite: kept until deleted)."""
+    """How long responses (and their referenceable items) are kept after their last write; expired ones
+    are never read and are purged every few minutes (redis expires keys itself). None: until deleted."""
 
     @model_validator(mode="after")
     def _url_for_shared_stores(self) -> Store:

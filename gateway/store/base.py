@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 JSON = Any
@@ -24,6 +24,10 @@ class StoredResponse:
     """Background runs only: until when (epoch seconds) the replica running it vouches for it."""
     events: list[dict[str, JSON]] | None = None
     """Background runs only, once finished: the stream's wire events, for `GET …?stream=true`."""
+    history_length: int = field(default=0, compare=False)
+    """How many leading `input_items` came from an earlier response's chain: those are indexed already
+    (by the response that introduced them), so `put` indexes only the rest. A write-time hint, not part of
+    the record: not persisted (a record read back says 0) and not compared."""
 
     def body(self) -> dict[str, JSON]:
         """What a store persists (everything but the key)."""
@@ -46,13 +50,39 @@ class StoredResponse:
         )
 
 
-class ResponseStore(Protocol):
-    async def put(self, record: StoredResponse) -> None: ...
+def new_items(record: StoredResponse) -> dict[str, dict[str, JSON]]:
+    """The items `record` introduces, by id, in id order: its own input (not the chain's history) and its
+    output. What `put` indexes for `get_item`; items without an id cannot be referenced and are skipped.
+    Id order makes concurrent writers lock index rows in the same order."""
+    items = [*record.input_items[record.history_length :], *(record.response.get("output") or [])]
+    by_id = {item["id"]: item for item in items if isinstance(item.get("id"), str)}
+    return dict(sorted(by_id.items()))
 
-    async def get(self, response_id: str, team: str) -> StoredResponse | None:
-        """None when absent or stored by another team (the caller cannot tell which)."""
+
+class ResponseStore(Protocol):
+    async def put(self, record: StoredResponse) -> None:
+        """Insert or replace `record` and index its `new_items`. Idempotent: background runs put the same
+        record again as it progresses; each put restarts its retention period."""
         ...
 
-    async def delete(self, response_id: str, team: str) -> bool: ...
+    async def get(self, response_id: str, team: str) -> StoredResponse | None:
+        """None when absent, expired or stored by another team (the caller cannot tell which)."""
+        ...
+
+    async def get_item(self, item_id: str, team: str) -> dict[str, JSON] | None:
+        """An item (wire form, with its "id") of any live response of `team`, for `item_reference` inputs;
+        None when absent, expired, deleted with its response, or another team's."""
+        ...
+
+    async def delete(self, response_id: str, team: str) -> bool:
+        """Whether a live response was deleted; the index entries it introduced go with it."""
+        ...
+
+    async def purge_expired(self) -> int:
+        """Delete the responses (and index entries) whose retention has passed; how many responses.
+
+        `get` already hides expired rows: this only reclaims space. Stores that expire entries
+        themselves (Redis) return 0."""
+        ...
 
     async def close(self) -> None: ...

@@ -4,7 +4,6 @@ over real connections to the services on 127.0.0.1 (skipped, with the reason, on
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,30 +14,7 @@ from gateway.store.postgres import PostgresStore
 from gateway.store.redis import RedisStore
 from gateway.store.sqlite import SQLiteStore
 from tests.helpers import reachable
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-POSTGRES_URL = "postgresql://127.0.0.1:5432/test"
-
-
-def record(team: str = "a") -> StoredResponse:
-    response_id = f"resp_{uuid.uuid4().hex}"
-    return StoredResponse(
-        id=response_id,
-        team=team,
-        response={
-            "id": response_id,
-            "object": "response",
-            "output": [{"type": "message", "content": ["é\u2028"]}],
-        },
-        input_items=[
-            {
-                "id": "msg_1",
-                "type": "message",
-                "role": "user",
-                "content": [{"type": "input_text", "text": "hi"}],
-            }
-        ],
-    )
+from tests.stores.support import POSTGRES_URL, REDIS_URL, record
 
 
 @pytest.fixture(params=["sqlite", "redis", "postgres"])

@@ -1,0 +1,5 @@
+CREATE TABLE IF NOT EXISTS responses (
+    id TEXT PRIMARY KEY,
+    team TEXT NOT NULL,
+    body BLOB NOT NULL
+);

@@ -1,0 +1,56 @@
+"""Stores with retention (`TTL`) over every backend, and a PostgreSQL database without Rosetta's tables."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+
+from gateway.store.postgres import PostgresStore
+from gateway.store.redis import RedisStore
+from gateway.store.sqlite import SQLiteStore
+from tests.stores.support import POSTGRES_URL, REDIS_URL, TTL, Backend, Clock, need
+
+ROSETTA_TABLES = ("rosetta_items", "rosetta_responses", "rosetta_schema_version")
+
+
+async def _backend(kind: str) -> Backend:
+    need(kind)
+    clock = Clock()
+    if kind == "sqlite":
+        return Backend(kind, SQLiteStore(ttl_seconds=TTL, clock=clock), clock)
+    if kind == "redis":
+        return Backend(kind, RedisStore(REDIS_URL, ttl_seconds=TTL), clock)
+    return Backend(kind, PostgresStore(POSTGRES_URL, ttl_seconds=TTL, clock=clock), clock)
+
+
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    """Every backend, keeping responses for `TTL` seconds."""
+    opened = await _backend(request.param)
+    yield opened
+    await opened.store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def timed(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    """The backends that expire rows by the store's clock (which the test moves)."""
+    opened = await _backend(request.param)
+    yield opened
+    await opened.store.close()
+
+
+@pytest.fixture
+async def bare_postgres() -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
+    """An autocommit connection to the test database as a release before migrations left it: without
+    Rosetta's tables (dropped again afterwards, so every run starts from the same state)."""
+    need("postgres")
+    async with await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True) as conn:
+        await drop_rosetta_tables(conn)
+        yield conn
+        await drop_rosetta_tables(conn)
+
+
+async def drop_rosetta_tables(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+    await conn.execute(f"DROP TABLE IF EXISTS {', '.join(ROSETTA_TABLES)}")
