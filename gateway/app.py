@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,13 +11,15 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from config.models import Settings
 from gateway.errors import InternalError, InvalidRequest, NotFound, RosettaError
 from gateway.handlers import Gateway, JSONResponse
 from gateway.relay import create_transport
-from gateway.store import open_store
+from gateway.store import open_store, purge_periodically
+from gateway.websocket import responses_socket
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +54,12 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        purging = asyncio.create_task(purge_periodically(gateway.store))
         try:
             yield
         finally:
+            purging.cancel()
+            await asyncio.wait([purging])
             await gateway.runs.close()
             await gateway.transport.aclose()
             await gateway.store.close()
@@ -68,10 +74,16 @@ def create_app(settings: Settings) -> Starlette:
             Route(prefix + "/responses/{response_id}/cancel", gateway.cancel_response, methods=["POST"]),
         )
     ]
+
+    async def socket(websocket: WebSocket) -> None:
+        await responses_socket(gateway, websocket)
+
     app = Starlette(
         routes=[
             Route("/v1/responses", gateway.create_response, methods=["POST"]),
             Route("/v5/responses", gateway.create_response, methods=["POST"]),
+            WebSocketRoute("/v1/responses", socket),
+            WebSocketRoute("/v5/responses", socket),
             Route("/v1/responses/input_tokens", gateway.count_input_tokens, methods=["POST"]),
             Route("/v1/responses/compact", gateway.compact, methods=["POST"]),
             Route("/v5/responses/compact", gateway.compact, methods=["POST"]),

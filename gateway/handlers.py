@@ -5,19 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 import orjson
+from pydantic import TypeAdapter
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from config.models import Settings
 from gateway.auth import KeyRing, Principal
-from gateway.background import ACTIVE, BackgroundRuns, EventLog, expire_if_abandoned
+from gateway.background import ACTIVE, BackgroundRuns, EventLog, expire_if_abandoned, follow_stored
 from gateway.encoder import ResponsesEncoder
 from gateway.errors import InvalidRequest, NotFound, RequestTooLarge, RosettaError, StoreUnavailable
 from gateway.ids import new_id
@@ -28,14 +29,15 @@ from gateway.routing import Route, Router
 from gateway.sealing import Sealer
 from gateway.sse import encode_event
 from gateway.store.base import ResponseStore, StoredResponse
-from gateway.stream import FinishHook, collect_response, translate_stream, wire_events
+from gateway.stream import FinishHook, collect_response, response_events, wire_events
 from schemas.canonical import InputText
 from schemas.canonical import Message as CanonicalMessage
 from schemas.canonical import Request as CanonicalRequest
-from schemas.responses_request import CreateResponse
+from schemas.responses_request import CreateResponse, InputItem, ItemReferenceParam
 
 JSON = Any
 T = TypeVar("T")
+_INPUT_ITEM: TypeAdapter[Any] = TypeAdapter(InputItem)
 STORE_TIMEOUT = 5.0
 logger = logging.getLogger(__name__)
 SUMMARY_REQUEST = (
@@ -45,7 +47,7 @@ SUMMARY_REQUEST = (
 
 
 @dataclass(frozen=True)
-class _Call:
+class Call:
     """A model-calling request after intake: who asks, what they sent, where it goes, as canonical."""
 
     principal: Principal
@@ -82,46 +84,95 @@ class Gateway:
         """`POST /v1/responses` (public model names) and `/v5/responses` (`provider/model`)."""
         call = await self._intake(request)
         body, route, canonical = call.body, call.route, call.canonical
-        response_id = new_id("resp")
-        skeleton = response_skeleton(body, canonical, response_id, _now())
-        encoder = ResponsesEncoder(skeleton, new_id, _now, self.sealer.seal)
-        input_items = [*call.history, *wire_input(body, new_id)]
+        encoder, input_items = self.begin(call)
         if body.background:
             return await self._start_background(call.principal, route, canonical, encoder, input_items)
+        save = self.saver(call.principal, input_items, len(call.history)) if body.store is not False else None
+        if canonical.stream:
+            live = await self.open_live(call, encoder, save)
+            return StreamingResponse(
+                _sse(live.events),
+                media_type="text/event-stream; charset=utf-8",
+                headers={**live.headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                background=BackgroundTask(live.close),
+            )
         vendor_request = route.adapter.build_request(canonical, route.target)
         upstream = await open_upstream(self.transport, vendor_request, route.adapter, route.config.timeouts)
-        save = self._saver(call.principal, input_items) if body.store is not False else None
-        headers = {"x-request-id": response_id}
-        if vendor_request.dropped:
-            headers["x-rosetta-dropped-params"] = ",".join(vendor_request.dropped)
-        if canonical.stream:
-            translator = route.adapter.open_stream(canonical, new_id)
-            return StreamingResponse(
-                translate_stream(iter_bytes(upstream), translator, encoder, save),
-                media_type="text/event-stream; charset=utf-8",
-                headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-                background=BackgroundTask(upstream.aclose),
-            )
         reply = collect_response(await read_all(upstream), route.adapter, canonical, encoder, new_id)
         if save is not None:
             await save(reply)
-        return JSONResponse(reply, headers=headers)
+        return JSONResponse(reply, headers=_reply_headers(reply["id"], vendor_request.dropped))
 
-    async def _intake(self, request: Request) -> _Call:
-        """What every model-calling endpoint does first: authenticate, read and check the body, route the
-        model (`/v1` public names, `/v5` `provider/model`), load the `previous_response_id` chain and build
-        the canonical request, with media fetched where the provider asks for it."""
+    def begin(self, call: Call) -> tuple[ResponsesEncoder, list[JSON]]:
+        """A new response for `call`: its encoder, and the input items it will be stored with."""
+        skeleton = response_skeleton(call.body, call.canonical, new_id("resp"), _now())
+        encoder = ResponsesEncoder(skeleton, new_id, _now, self.sealer.seal)
+        return encoder, [*call.history, *wire_input(call.body, new_id)]
+
+    async def open_live(
+        self, call: Call, encoder: ResponsesEncoder, on_finish: FinishHook | None
+    ) -> LiveStream:
+        """Open the upstream stream for `call` (its errors raise here, before any event exists) and give
+        the response's wire events as they arrive; the caller closes it when done or gone."""
+        route = call.route
+        vendor_request = route.adapter.build_request(call.canonical, route.target)
+        upstream = await open_upstream(self.transport, vendor_request, route.adapter, route.config.timeouts)
+        translator = route.adapter.open_stream(call.canonical, new_id)
+        events = response_events(iter_bytes(upstream), translator, encoder, on_finish)
+        headers = _reply_headers(encoder.response["id"], vendor_request.dropped)
+        return LiveStream(events, upstream.aclose, headers)
+
+    async def _intake(self, request: Request) -> Call:
+        """What every model-calling HTTP endpoint does first: authenticate and read the body, then
+        `prepare` it."""
         principal = self.authenticate(request)
         body = parse_body(await _read_body(request, self.settings.server.max_body_bytes))
-        if request.scope["path"].startswith("/v5/"):
+        return await self.prepare(principal, body, by_vendor=request.scope["path"].startswith("/v5/"))
+
+    async def prepare(
+        self,
+        principal: Principal,
+        body: CreateResponse,
+        *,
+        by_vendor: bool,
+        recent: Mapping[str, list[JSON]] | None = None,
+    ) -> Call:
+        """Route the model (`/v5` names are `provider/model`), load the `previous_response_id` chain
+        (from `recent`, a connection's own responses, before the store) and build the canonical request,
+        with media fetched where the provider asks for it."""
+        if by_vendor:
             route = self.router.resolve_vendor(principal, body.model)
         else:
             route = self.router.resolve(principal, body.model)
-        history = await self._history(body.previous_response_id, principal)
+        history = await self._history(body.previous_response_id, principal, recent or {})
+        body = await self._resolve_references(body, principal, history)
         canonical = to_canonical(body, route.target.model, route.defaults, self.sealer, history)
         if route.config.fetch_media_urls:
             canonical = await inline_media_urls(canonical, self.transport, route.config.max_media_bytes)
-        return _Call(principal, body, route, history, canonical)
+        return Call(principal, body, route, history, canonical)
+
+    async def _resolve_references(
+        self, body: CreateResponse, principal: Principal, history: list[JSON]
+    ) -> CreateResponse:
+        """Each `item_reference` input becomes the item it names: one of the chain's, else one of the team's
+        stored responses' (input or output). Adapters only ever see whole items."""
+        if isinstance(body.input, str) or not any(isinstance(i, ItemReferenceParam) for i in body.input):
+            return body
+        chain = {item["id"]: item for item in history if "id" in item}
+        resolved: list[JSON] = []
+        for index, item in enumerate(body.input):
+            if not isinstance(item, ItemReferenceParam):
+                resolved.append(item)
+                continue
+            found = chain.get(item.id) or await _reach(self.store.get_item(item.id, principal.team))
+            if found is None:
+                raise NotFound(
+                    f"Item with id '{item.id}' not found. Only items of stored responses can be referenced.",
+                    param=f"input[{index}].id",
+                    code="item_not_found",
+                )
+            resolved.append(_INPUT_ITEM.validate_python(found))
+        return body.model_copy(update={"input": resolved})
 
     async def count_input_tokens(self, request: Request) -> Response:
         """`POST /v1/responses/input_tokens`: the vendor's own count where its adapter has one, else an
@@ -239,10 +290,14 @@ class Gateway:
         }
         return JSONResponse(compacted, headers=headers)
 
-    async def _history(self, previous_response_id: str | None, principal: Principal) -> list[JSON]:
+    async def _history(
+        self, previous_response_id: str | None, principal: Principal, recent: Mapping[str, list[JSON]]
+    ) -> list[JSON]:
         """A chain's stored input and output, to go before the new input (not its instructions)."""
         if previous_response_id is None:
             return []
+        if previous_response_id in recent:
+            return recent[previous_response_id]
         record = await _reach(self.store.get(previous_response_id, principal.team))
         if record is None:
             raise NotFound(
@@ -252,11 +307,14 @@ class Gateway:
             )
         return [*record.input_items, *record.response["output"]]
 
-    def _saver(self, principal: Principal, input_items: list[JSON]) -> FinishHook:
+    def saver(self, principal: Principal, input_items: list[JSON], history_length: int) -> FinishHook:
+        """The hook that stores a finished response (before its terminal event goes out)."""
+
         async def save(response: dict[str, JSON]) -> None:
-            await _reach(
-                self.store.put(StoredResponse(response["id"], principal.team, response, input_items))
+            record = StoredResponse(
+                response["id"], principal.team, response, input_items, history_length=history_length
             )
+            await _reach(self.store.put(record))
 
         return save
 
@@ -270,7 +328,8 @@ class Gateway:
 
     async def get_response(self, request: Request) -> Response:
         """`GET /v1/responses/{id}`; with `stream=true` a background response's events after
-        `starting_after`, live from its run in this process or replayed from the store once finished."""
+        `starting_after`: live from its run in this process, else as its replica publishes them to the
+        store (or all at once when it has finished)."""
         record = await self._stored(request)
         if request.query_params.get("stream") != "true":
             return JSONResponse(record.response)
@@ -283,11 +342,9 @@ class Gateway:
         log = self.runs.log(record.id)
         if log is not None:
             return _event_stream(log.follow(after), {})
-        if record.events is None:
-            raise InvalidRequest(
-                "Only background responses can be streamed again, once they are stored.", param="stream"
-            )
-        return _event_stream(_replay(record.events[after + 1 :]), {})
+        if record.events is None and record.response["status"] not in ACTIVE:
+            raise InvalidRequest("Only background responses can be streamed again.", param="stream")
+        return _event_stream(follow_stored(self.store, record, after), {})
 
     async def delete_response(self, request: Request) -> Response:
         record = await self._stored(request)
@@ -339,20 +396,34 @@ class Gateway:
         return JSONResponse({"status": "ready", "models": len(self.router.public_models)})
 
 
-def _event_stream(batches: AsyncIterator[list[JSON]], headers: dict[str, str]) -> StreamingResponse:
-    async def encoded() -> AsyncIterator[bytes]:
-        async for batch in batches:
-            yield b"".join(encode_event(event) for event in batch)
+@dataclass(frozen=True)
+class LiveStream:
+    """A response being streamed from upstream: its wire event batches, and how to let go of upstream."""
 
+    events: AsyncIterator[list[JSON]]
+    close: Callable[[], Awaitable[None]]
+    headers: dict[str, str]
+
+
+def _reply_headers(response_id: str, dropped: Sequence[str]) -> dict[str, str]:
+    headers = {"x-request-id": response_id}
+    if dropped:
+        headers["x-rosetta-dropped-params"] = ",".join(dropped)
+    return headers
+
+
+async def _sse(batches: AsyncIterator[list[JSON]]) -> AsyncIterator[bytes]:
+    """Each batch in one write, so every event reaches the client whole."""
+    async for batch in batches:
+        yield b"".join(encode_event(event) for event in batch)
+
+
+def _event_stream(batches: AsyncIterator[list[JSON]], headers: dict[str, str]) -> StreamingResponse:
     return StreamingResponse(
-        encoded(),
+        _sse(batches),
         media_type="text/event-stream; charset=utf-8",
         headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-
-
-async def _replay(events: list[JSON]) -> AsyncIterator[list[JSON]]:
-    yield events
 
 
 async def _reach(call: Awaitable[T]) -> T:

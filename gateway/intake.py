@@ -42,6 +42,11 @@ def parse_body(raw: bytes) -> w.CreateResponse:
         ) from None
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_type")
+    return parse_fields(data)
+
+
+def parse_fields(data: dict[str, JSON]) -> w.CreateResponse:
+    """A create request already decoded from JSON (an HTTP body, or a WebSocket `response.create`)."""
     try:
         return w.CreateResponse.model_validate(data)
     except ValidationError as exc:

@@ -47,15 +47,27 @@ async def translate_stream(
     encoder: ResponsesEncoder,
     on_finish: FinishHook | None = None,
 ) -> AsyncIterator[bytes]:
-    """Yield wire bytes for one response; always ends with exactly one terminal event."""
-    yield _encode(encoder.start())
+    """Yield SSE bytes for one response; always ends with exactly one terminal event."""
+    async for events in response_events(chunks, translator, encoder, on_finish):
+        yield _encode(events)
+
+
+async def response_events(
+    chunks: AsyncIterator[bytes],
+    translator: StreamTranslator,
+    encoder: ResponsesEncoder,
+    on_finish: FinishHook | None = None,
+) -> AsyncIterator[list[WireEvent]]:
+    """Every wire event of one response, in batches (the opening events, then one per upstream chunk);
+    `on_finish` runs before the batch holding the terminal event is handed out."""
+    yield encoder.start()
     async for events in wire_events(chunks, translator, encoder):
         if encoder.finished and on_finish is not None:
             try:
                 await on_finish(encoder.response)
             except RosettaError as exc:  # the reply is whole: deliver it; only later chains will miss it
                 logger.warning("response %s was not stored: %s", encoder.response["id"], exc.message)
-        yield _encode(events)
+        yield events
         if encoder.finished:
             return
 

@@ -26,9 +26,9 @@
 #   OPENRESPONSES_ONLY      comma-separated test ids to run (still minus the exclusions)
 # Anything after "--" is passed to the suite unchanged, e.g. -- --verbose   or   -- --json
 #
-# WebSocket tests (transport "websocket") are always
-# excluded for now. The suite has no exclude flag, so the complement is computed from
-# the checkout's own test list and passed as --filter.
+# Every test of the checkout runs (WebSocket ones included) unless excluded. The suite has
+# no exclude flag, so the complement is computed from the checkout's own test list and
+# passed as --filter.
 #
 # Exit status: the suite's (1 when any test fails or it crashes, 0 otherwise);
 # 2 for a usage / setup problem, including "no test left to run".
@@ -74,7 +74,7 @@ command -v bun >/dev/null 2>&1 || install_hint "bun is not on PATH"
 [ -f "$OPENRESPONSES_DIR/node_modules/zod/package.json" ] \
   || install_hint "the suite's dependencies are not installed ($OPENRESPONSES_DIR/node_modules/zod missing)"
 
-# Test ids to run: every template of the checkout except the WebSocket ones.
+# Test ids to run: every template of the checkout, minus the exclusions.
 ids="$(
   OR_DIR="$OPENRESPONSES_DIR" OR_EXCLUDE="${OPENRESPONSES_EXCLUDE:-}" OR_ONLY="${OPENRESPONSES_ONLY:-}" \
     bun -e '
@@ -87,7 +87,6 @@ ids="$(
         if (!known.has(id)) console.error(`run-openresponses: warning: unknown test id ${id}`);
       }
       const keep = testTemplates.filter((t) =>
-        (t.transport ?? "http") !== "websocket" && !t.id.startsWith("websocket") &&
         !extra.has(t.id) && (only.size === 0 || only.has(t.id)));
       console.log(keep.map((t) => t.id).join(","));
     '

@@ -257,6 +257,38 @@ def test_function_call_round_trip(route: Route) -> None:
     assert second.output_text == "The tool said: 21C and sunny"
 
 
+def test_tool_round_trip_over_a_websocket_with_store_false(route: Route) -> None:
+    """Only the tool output goes in the second turn: the connection supplies the chain, the vendor's call
+    id (and any reasoning carrier) included, with nothing stored."""
+    with route.sdk.responses.connect() as conn:
+        conn.response.create(
+            model=route.model("agent"), input="Weather in Paris?", tools=[WEATHER], store=False
+        )
+        first = _socket_turn(conn)
+        [call] = [o for o in first["output"] if o["type"] == "function_call"]
+        output: Any = {"type": "function_call_output", "call_id": call["call_id"], "output": "21C and sunny"}
+        conn.response.create(
+            model=route.model("agent"),
+            input=[output],
+            tools=[WEATHER],
+            store=False,
+            previous_response_id=first["id"],
+        )
+        second = _socket_turn(conn)
+    assert second["output"][-1]["content"][0]["text"] == "The tool said: 21C and sunny"
+    with pytest.raises(openai.NotFoundError):
+        route.sdk.responses.retrieve(first["id"])
+
+
+def _socket_turn(conn: Any) -> dict[str, Any]:
+    events: list[dict[str, Any]] = []
+    while not events or events[-1]["type"] not in ("response.completed", "response.failed", "error"):
+        events.append(conn.recv().model_dump(mode="json", exclude_unset=True))
+    response = check_stream(events)
+    assert response["status"] == "completed", events[-1]
+    return response
+
+
 async def test_client_disconnect_cancels_the_upstream(route: Route) -> None:
     body = {"model": route.model("hang"), "input": "x", "stream": True}
     async with (
