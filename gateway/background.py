@@ -1,9 +1,10 @@
 """Background responses: run a request inside the gateway while the client polls.
 
 The run belongs to the replica that started it and survives the client going away. While it runs, a
-heartbeat renews its lease in the store and watches for a cancel written by any replica; if the replica
-dies, the lease lapses and the next read marks the response failed instead of leaving it `in_progress`
-forever (`expire_if_abandoned`).
+keeper task publishes its events to the store (so a stream opened on any replica follows it live),
+renews its lease and watches for a cancel written by any replica; if the replica dies, the lease lapses
+and the next read marks the response failed instead of leaving it `in_progress` forever
+(`expire_if_abandoned`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from gateway.store.base import ResponseStore, StoredResponse
 logger = logging.getLogger(__name__)
 ACTIVE = ("queued", "in_progress")
 ABANDONED = "The gateway replica running this response stopped before it finished."
+PUBLISH_SECONDS = 0.25
+"""How often a run publishes new events to the store, and a stream on another replica looks for them."""
 
 
 class EventLog:
@@ -109,7 +112,7 @@ class BackgroundRuns:
         )
         await self._store.put(running)
         done = asyncio.Event()
-        heartbeat = asyncio.create_task(self._heartbeat(running, asyncio.current_task(), done))
+        keeper = asyncio.create_task(self._keep(running, log, asyncio.current_task(), done))
         try:
             final = await work()
         except asyncio.CancelledError:
@@ -125,7 +128,7 @@ class BackgroundRuns:
             done.set()
             await log.close()
             with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat  # it stops between writes, so no lease renewal lands after the result
+                await keeper  # it stops between writes, so no publication lands after the result
         current = await self._store.get(record.id, record.team)
         if current is not None and current.response["status"] == "cancelled":
             return
@@ -133,24 +136,58 @@ class BackgroundRuns:
             StoredResponse(record.id, record.team, final, record.input_items, events=log.events)
         )
 
-    async def _heartbeat(
-        self, record: StoredResponse, task: asyncio.Task[Any] | None, done: asyncio.Event
+    async def _keep(
+        self, record: StoredResponse, log: EventLog, task: asyncio.Task[Any] | None, done: asyncio.Event
     ) -> None:
+        """While the run goes: publish its new events to the store (for streams on other replicas), renew
+        its lease, and stop it when another replica cancelled or deleted it."""
+        published = 0
+        renewed = time.monotonic()
         while True:
             try:
-                await asyncio.wait_for(done.wait(), self._lease / 3)
+                await asyncio.wait_for(done.wait(), PUBLISH_SECONDS)
                 return
             except TimeoutError:
                 pass
+            if len(log.events) == published and time.monotonic() - renewed < self._lease / 3:
+                continue
             current = await self._store.get(record.id, record.team)
             if current is None or current.response["status"] == "cancelled":
                 if task is not None:
                     task.cancel()  # cancelled (or deleted) through another replica
                 return
-            renewed = StoredResponse(
-                record.id, record.team, current.response, current.input_items, self.lease_until()
+            published, renewed = len(log.events), time.monotonic()
+            await self._store.put(
+                StoredResponse(
+                    record.id,
+                    record.team,
+                    current.response,
+                    current.input_items,
+                    self.lease_until(),
+                    events=log.events[:published],
+                )
             )
-            await self._store.put(renewed)
+
+
+async def follow_stored(
+    store: ResponseStore, record: StoredResponse, after: int
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """The events after `after` of a run on another replica (or one that has finished), as its runner
+    publishes them, until it ends. A run that ends without its terminal event in the store (cancelled,
+    deleted, or its replica died) ends the stream there."""
+    index = after + 1
+    while True:
+        events = record.events or []
+        if len(events) > index:
+            yield events[index:]
+            index = len(events)
+        if record.response["status"] not in ACTIVE:
+            return
+        await asyncio.sleep(PUBLISH_SECONDS)
+        current = await store.get(record.id, record.team)
+        if current is None:
+            return
+        record = await expire_if_abandoned(store, current)
 
 
 async def expire_if_abandoned(store: ResponseStore, record: StoredResponse) -> StoredResponse:

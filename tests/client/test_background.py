@@ -161,3 +161,32 @@ def test_a_request_the_upstream_cannot_carry_is_refused_before_it_is_queued(
         sdk.responses.create(model="fake/fake-text", input="x", background=True, service_tier="flex")
     assert info.value.param == "service_tier"
     assert fake.requests == []
+
+
+def test_a_stream_on_another_replica_follows_the_run_live(fake_upstream: tuple[FakeChat, str]) -> None:
+    """Replica one runs it; a stream opened on replica two gets its events as one publishes them to the
+    shared store, and ends when the run is cancelled."""
+    if not reachable(6379):
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    fake = fake_upstream[0]
+    fake.reset()
+    settings = gateway_settings(fake_upstream[1], store={"kind": "redis", "url": "redis://127.0.0.1:6379/0"})
+    with serve(create_app(settings)) as one, serve(create_app(settings)) as two:
+        with openai.OpenAI(base_url=f"{one}/v5", api_key=API_KEY, max_retries=0) as first:
+            queued = first.responses.create(model="fake/fake-hang-midstream", input="x", background=True)
+        with openai.OpenAI(base_url=f"{two}/v5", api_key=API_KEY, max_retries=0) as second:
+            events: list[dict[str, Any]] = []
+            stream = second.responses.retrieve(queued.id, stream=True, starting_after=1)
+            for event in stream:  # the upstream hangs after two deltas: these can only come live
+                events.append(event.model_dump(mode="json", exclude_unset=True))
+                if len(events) == 5:
+                    assert second.responses.cancel(queued.id).status == "cancelled"
+    assert [(e["type"], e["sequence_number"]) for e in events] == [
+        ("response.in_progress", 2),
+        ("response.output_item.added", 3),
+        ("response.content_part.added", 4),
+        ("response.output_text.delta", 5),
+        ("response.output_text.delta", 6),
+    ]
+    assert "".join(e["delta"] for e in events[3:]) == "Hello there"
+    assert fake.wait_for_disconnects(1)  # the runner on replica one saw the cancel and let go upstream
