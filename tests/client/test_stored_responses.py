@@ -195,3 +195,47 @@ def test_an_unreachable_store_is_a_503_for_requests_that_need_it(fake_upstream: 
         assert sdk.responses.create(model="fake/fake-text", input="x", store=False).output_text
         streamed = list(sdk.responses.create(model="fake/fake-text", input="x", stream=True))
         assert streamed[-1].type == "response.completed"  # delivered whole; only storing it failed
+
+
+def test_item_references_resolve_to_the_teams_stored_items(
+    gateway: str, sdk: openai.OpenAI, fake: FakeChat, anthropic_fake: FakeAnthropic
+) -> None:
+    call = sdk.responses.create(model="fake/fake-tool_call", input="Weather in Paris?", tools=[WEATHER])
+    (function_call,) = [item for item in call.output if item.type == "function_call"]
+    question = sdk.responses.input_items.list(call.id).data[0]
+    assert question.id is not None and function_call.id is not None
+    references: Any = [
+        {"type": "item_reference", "id": question.id},
+        {"type": "item_reference", "id": function_call.id},
+        {"type": "function_call_output", "call_id": function_call.call_id, "output": "18C"},
+        {"role": "user", "content": "Summarise."},
+    ]
+    answer = sdk.responses.create(
+        model="anthropic/fake-echo",  # another vendor: references are resolved before any adapter runs
+        input=references,
+        tools=[WEATHER],
+    )
+    sent = anthropic_fake.last_request.body["messages"]
+    assert sent[0] == {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]}
+    assert sent[1]["content"][0]["type"] == "tool_use"
+    assert sent[1]["content"][0]["id"] == function_call.call_id
+    assert sent[2]["content"][0]["tool_use_id"] == function_call.call_id
+    listed = sdk.responses.input_items.list(answer.id, order="asc").data
+    assert [(item.type, item.id) for item in listed[:2]] == [
+        ("message", question.id),
+        ("function_call", function_call.id),
+    ]
+
+    with openai.OpenAI(base_url=f"{gateway}/v5", api_key=OTHER_TEAM_KEY, max_retries=0) as other:
+        for reference in (function_call.id, "msg_never_stored"):
+            with pytest.raises(openai.NotFoundError) as missing:
+                other.responses.create(
+                    model="fake/fake-text", input=[{"type": "item_reference", "id": reference}]
+                )
+            assert missing.value.body == {
+                "message": f"Item with id '{reference}' not found. Only items of stored responses can be "
+                "referenced.",
+                "type": "invalid_request_error",
+                "param": "input[0].id",
+                "code": "item_not_found",
+            }
