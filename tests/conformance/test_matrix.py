@@ -257,6 +257,50 @@ def test_function_call_round_trip(route: Route) -> None:
     assert second.output_text == "The tool said: 21C and sunny"
 
 
+def test_stored_state_features(route: Route) -> None:
+    """Every stored-state feature through the SDK, per vendor: a tool round trip chained by
+    `previous_response_id` (only the tool output sent), input_items, a resumable background stream,
+    compact fed back as input, input_tokens, and delete."""
+    sdk = route.sdk
+    first = sdk.responses.create(model=route.model("agent"), input="Weather in Paris?", tools=[WEATHER])
+    [call] = [o for o in first.output if o.type == "function_call"]
+    output: Any = [{"type": "function_call_output", "call_id": call.call_id, "output": "21C and sunny"}]
+    second = sdk.responses.create(
+        model=route.model("agent"), input=output, tools=[WEATHER], previous_response_id=first.id
+    )
+    assert second.output_text == "The tool said: 21C and sunny"
+    listed = sdk.responses.input_items.list(second.id, order="asc").data
+    assert [item.type for item in listed] == [
+        "message",
+        *(o.type for o in first.output),
+        "function_call_output",
+    ]
+
+    events = [
+        e.model_dump(mode="json", exclude_unset=True)
+        for e in sdk.responses.create(model=route.model("text"), input="Hi", background=True, stream=True)
+    ]
+    final = check_stream(events)
+    assert final["status"] == "completed" and events[1]["type"] == "response.queued"
+    resumed = sdk.responses.retrieve(final["id"], stream=True, starting_after=2)
+    assert [e.model_dump(mode="json", exclude_unset=True) for e in resumed] == events[3:]
+
+    compacted = sdk.responses.compact(model=route.model("text"), previous_response_id=second.id)
+    assert [item.type for item in compacted.output] == ["message", "compaction"]
+    fed_back: Any = [
+        *(item.model_dump(exclude_none=True, warnings=False) for item in compacted.output),
+        {"role": "user", "content": "Go on"},
+    ]
+    assert sdk.responses.create(model=route.model("text"), input=fed_back).status == "completed"
+    sent = json.dumps(route.fake.last_request.body)
+    assert "Summary of the conversation so far" in sent and "Weather in Paris?" in sent
+
+    assert sdk.responses.input_tokens.count(model=route.model("text"), input="Hello there").input_tokens > 0
+    assert sdk.responses.delete(second.id) is None
+    with pytest.raises(openai.NotFoundError):
+        sdk.responses.retrieve(second.id)
+
+
 def test_tool_round_trip_over_a_websocket_with_store_false(route: Route) -> None:
     """Only the tool output goes in the second turn: the connection supplies the chain, the vendor's call
     id (and any reasoning carrier) included, with nothing stored."""
