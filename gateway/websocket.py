@@ -25,7 +25,7 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.auth import Principal
-from gateway.errors import InvalidRequest, RequestTooLarge, RosettaError
+from gateway.errors import InternalError, InvalidRequest, RequestTooLarge, RosettaError
 from gateway.handlers import Call, Gateway, JSONResponse, LiveStream
 from gateway.intake import parse_fields
 from schemas.canonical_events import Finished
@@ -130,6 +130,11 @@ class ResponsesSocket:
             )
             return
         lane = data.get("stream_id")
+        if lane is not None and not isinstance(lane, str):
+            await self._error(
+                InvalidRequest("'stream_id' must be a string.", param="stream_id", code="invalid_type"), None
+            )
+            return
         if lane not in self._lanes:
             self._lanes[lane] = asyncio.Queue()
             self._workers.append(asyncio.create_task(self._work(self._lanes[lane])))
@@ -144,6 +149,7 @@ class ResponsesSocket:
                 return  # the client left mid-turn; the reader sees it too and ends the connection
             except Exception:  # a bug: report it, and keep the lane serving
                 logger.exception("WebSocket turn failed")
+                await self._error(InternalError("The gateway hit an internal error."), data.get("stream_id"))
             finally:
                 lane.task_done()
 

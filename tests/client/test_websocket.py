@@ -179,6 +179,11 @@ def test_lanes_echo_their_stream_id(client: openai.OpenAI) -> None:
         ({"type": "response.create", "model": "m-text", "input": "x", "stream": False}, "stream", None),
         ({"type": "response.create", "model": "m-text", "input": "x", "temprature": 1}, "temprature", None),
         ({"type": "response.steer", "previous_response_id": "resp_1", "input": []}, "type", "invalid_value"),
+        (
+            {"type": "response.create", "model": "m-text", "input": "x", "stream_id": 7},
+            "stream_id",
+            "invalid_type",
+        ),
         ({"type": "response.create", "model": "nope", "input": "x"}, None, "model_not_found"),
     ],
 )
@@ -243,3 +248,39 @@ def test_the_connection_ends_at_its_time_limit(fake_upstream: tuple[FakeChat, st
 
 def _auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {API_KEY}"}
+
+
+def test_a_gateway_bug_is_a_500_frame_and_the_lane_goes_on(
+    fake_upstream: tuple[FakeChat, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(gateway_settings(fake_upstream[1]))
+    begin = app.state.gateway.begin
+    calls = iter([RuntimeError("bug"), None])
+
+    def flaky_begin(call: Any) -> Any:
+        failure = next(calls)
+        if failure is not None:
+            raise failure
+        return begin(call)
+
+    monkeypatch.setattr(app.state.gateway, "begin", flaky_begin)
+    with serve(app) as base_url:
+        with connect(
+            f"ws://{base_url.removeprefix('http://')}/v1/responses", additional_headers=_auth()
+        ) as ws:
+            request = orjson.dumps({"type": "response.create", "model": "m-text", "input": "x"}).decode()
+            ws.send(request)
+            bug = orjson.loads(ws.recv())
+            ws.send(request)
+            after = orjson.loads(ws.recv())
+    assert bug == {
+        "type": "error",
+        "status": 500,
+        "error": {
+            "message": "The gateway hit an internal error.",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        },
+    }
+    assert after["type"] == "response.created"
