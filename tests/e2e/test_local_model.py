@@ -108,3 +108,29 @@ def test_function_call_round_trip(client: OpenAI, model: str) -> None:
     second = client.responses.create(model=model, input=history, tools=[WEATHER_TOOL], temperature=0)
     assert second.status in ("completed", "incomplete")
     assert second.output, second
+
+
+def test_store_false_continuation_over_a_websocket(client: OpenAI, model: str) -> None:
+    """The chain a store:false continuation needs comes from the connection, through a real server."""
+    with client.responses.connect() as conn:
+        conn.response.create(model=model, input="My name is Alice.", store=False, max_output_tokens=16)
+        first = _socket_turn(conn)
+        conn.response.create(
+            model=model,
+            input="What is my name?",
+            store=False,
+            previous_response_id=first["id"],
+            max_output_tokens=16,
+        )
+        second = _socket_turn(conn)
+    assert second["previous_response_id"] == first["id"]
+    assert second["usage"]["input_tokens"] > first["usage"]["input_tokens"]  # the first turn went up again
+
+
+def _socket_turn(conn: Any) -> dict[str, Any]:
+    events: list[dict[str, Any]] = []
+    while not events or events[-1]["type"] not in ("response.completed", "response.incomplete", "error"):
+        events.append(conn.recv().model_dump(mode="json", exclude_unset=True))
+    response = check_stream(events)
+    assert response["output"][-1]["type"] == "message"
+    return response
