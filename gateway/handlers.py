@@ -20,7 +20,14 @@ from config.models import Settings
 from gateway.auth import KeyRing, Principal
 from gateway.background import ACTIVE, BackgroundRuns, EventLog, expire_if_abandoned, follow_stored
 from gateway.encoder import ResponsesEncoder
-from gateway.errors import InvalidRequest, NotFound, RequestTooLarge, RosettaError, StoreUnavailable
+from gateway.errors import (
+    InvalidRequest,
+    NotFound,
+    RequestTooLarge,
+    RosettaError,
+    StoreUnavailable,
+    UnsupportedParameter,
+)
 from gateway.ids import new_id
 from gateway.intake import parse_body, response_skeleton, to_canonical, wire_input
 from gateway.media import inline_media_urls
@@ -110,12 +117,25 @@ class Gateway:
         return encoder, [*call.history, *wire_input(call.body, new_id)]
 
     async def open_live(
-        self, call: Call, encoder: ResponsesEncoder, on_finish: FinishHook | None
+        self,
+        call: Call,
+        encoder: ResponsesEncoder,
+        on_finish: FinishHook | None,
+        *,
+        headers_reach_client: bool = True,
     ) -> LiveStream:
         """Open the upstream stream for `call` (its errors raise here, before any event exists) and give
-        the response's wire events as they arrive; the caller closes it when done or gone."""
+        the response's wire events as they arrive; the caller closes it when done or gone. A field the
+        adapter would drop is refused (400) where no response header can report the drop."""
         route = call.route
         vendor_request = route.adapter.build_request(call.canonical, route.target)
+        if vendor_request.dropped and not headers_reach_client:
+            name = vendor_request.dropped[0]
+            raise UnsupportedParameter(
+                f"'{name}' cannot be carried to this model, and over a WebSocket there is no response"
+                " header to report dropping it: remove it, or use HTTP.",
+                param=name,
+            )
         upstream = await open_upstream(self.transport, vendor_request, route.adapter, route.config.timeouts)
         translator = route.adapter.open_stream(call.canonical, new_id)
         events = response_events(iter_bytes(upstream), translator, encoder, on_finish)
@@ -225,7 +245,7 @@ class Gateway:
             return encoder.response
 
         self.runs.start(record, work, log)
-        headers = {"x-request-id": queued["id"]}
+        headers = _reply_headers(queued["id"], vendor_request.dropped)
         if canonical.stream:
             return _event_stream(log.follow(-1), headers)
         return JSONResponse(queued, headers=headers)

@@ -203,7 +203,7 @@ class ResponsesSocket:
                 await save(response)
 
         if generate:
-            return await self._gateway.open_live(call, encoder, finish)
+            return await self._gateway.open_live(call, encoder, finish, headers_reach_client=False)
 
         async def prepared_only() -> AsyncIterator[list[JSON]]:
             yield encoder.start()

@@ -190,3 +190,11 @@ def test_a_stream_on_another_replica_follows_the_run_live(fake_upstream: tuple[F
     ]
     assert "".join(e["delta"] for e in events[3:]) == "Hello there"
     assert fake.wait_for_disconnects(1)  # the runner on replica one saw the cancel and let go upstream
+
+
+def test_a_background_response_reports_the_fields_it_dropped(sdk: openai.OpenAI) -> None:
+    reply = sdk.responses.with_raw_response.create(
+        model="gemini/fake-text", input="x", user="u1", background=True
+    )
+    assert reply.headers["x-rosetta-dropped-params"] == "user"
+    assert poll(sdk, reply.parse().id, ("completed",)).status == "completed"

@@ -284,3 +284,17 @@ def test_a_gateway_bug_is_a_500_frame_and_the_lane_goes_on(
         },
     }
     assert after["type"] == "response.created"
+
+
+def test_a_field_http_would_drop_and_report_is_refused_over_a_socket(gateway: str) -> None:
+    """Over HTTP Gemini's missing `user` is dropped and named in `x-rosetta-dropped-params`; a socket has
+    no header to name it in, so the turn is refused rather than the field lost silently."""
+    with connect(f"ws://{gateway.removeprefix('http://')}/v5/responses", additional_headers=_auth()) as ws:
+        ws.send(
+            orjson.dumps(
+                {"type": "response.create", "model": "gemini/fake-text", "input": "x", "user": "u1"}
+            ).decode()
+        )
+        frame = orjson.loads(ws.recv())
+    assert frame["status"] == 400
+    assert (frame["error"]["param"], frame["error"]["code"]) == ("user", "unsupported_parameter")
