@@ -2,6 +2,9 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# The Codex CLI for tests/client/test_codex.py (the version those tests were written against).
+CODEX_DIR := $(HOME)/.cache/rosetta/codex
+CODEX_VERSION := 0.169.0
 
 .PHONY: run test lint bench env local-model
 
@@ -30,6 +33,9 @@ lint: env
 test: env local-model
 	@command -v bun >/dev/null 2>&1 || npm install --global --silent bun >/dev/null 2>&1 || \
 		echo "[setup] bun could not be installed: the compliance suite will be skipped"
+	@test -x $(CODEX_DIR)/node_modules/.bin/codex || \
+		npm install --prefix $(CODEX_DIR) --silent --no-audit --no-fund @openai/codex@$(CODEX_VERSION) >/dev/null 2>&1 || \
+		echo "[setup] the Codex CLI could not be installed: tests/client/test_codex.py will be skipped"
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest
 

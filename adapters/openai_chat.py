@@ -101,7 +101,8 @@ class ChatCompletionsAdapter:
 
     def build_request(self, request: c.Request, target: UpstreamTarget) -> VendorRequest:
         body: dict[str, JSON] = {"model": target.model, "messages": self._messages(request)}
-        body.update(self._options(request))
+        options, dropped = self._options(request)
+        body.update(options)
         if request.stream:
             body["stream"] = True
             if self.dialect.stream_options:
@@ -110,11 +111,13 @@ class ChatCompletionsAdapter:
         if target.api_key:
             headers["Authorization"] = f"Bearer {target.api_key}"
         url = target.base_url.rstrip("/") + "/chat/completions"
-        return VendorRequest("POST", url, orjson.dumps(body), request.stream, headers)
+        return VendorRequest("POST", url, orjson.dumps(body), request.stream, headers, dropped)
 
-    def _options(self, request: c.Request) -> dict[str, JSON]:
+    def _options(self, request: c.Request) -> tuple[dict[str, JSON], tuple[str, ...]]:
+        """The request's settings in Chat form, and the fields dropped by design."""
         d = self.dialect
         body: dict[str, JSON] = {}
+        dropped: tuple[str, ...] = ()
         tools = request.tools
         if tools:
             choice = request.tool_choice
@@ -155,9 +158,12 @@ class ChatCompletionsAdapter:
                 if name == "safety_identifier" and request.user is None:
                     body["user"] = value
                     continue
+                if name == "prompt_cache_key":  # a cache-routing hint, no effect on the reply: dropped
+                    dropped = ("prompt_cache_key",)
+                    continue
                 raise UnsupportedParameter(f"This model's upstream does not accept '{name}'.", param=name)
             body[name] = value
-        return body
+        return body, dropped
 
     def _tool_choice(self, choice: c.ToolChoice) -> JSON:
         if isinstance(choice, str):

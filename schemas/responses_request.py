@@ -259,3 +259,6 @@ class CreateResponse(_Strict):
     prompt_cache_key: str | None = None
     prompt_cache_retention: Literal["in_memory", "24h"] | None = None
     service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
+    client_metadata: dict[str, str] | None = None
+    """Caller-side tracing tags (Codex sends its session, thread and turn ids here on every request):
+    accepted for compatibility, never sent upstream nor echoed, like an HTTP header."""

@@ -40,9 +40,12 @@ def build_body(
     user = request.safety_identifier or request.user
     if user:
         body["metadata"] = {"user_id": user}
-    for name in ("verbosity", "service_tier", "prompt_cache_key"):
+    for name in ("verbosity", "service_tier"):
         if getattr(request, name) is not None:
             raise UnsupportedParameter(f"Anthropic models do not accept '{name}'.", param=name)
+    if request.prompt_cache_key is not None:
+        # A cache-routing hint with no effect on the reply (Codex always sends one): dropped, reported.
+        dropped = (*dropped, "prompt_cache_key")
     if request.stream:
         body["stream"] = True
     return body, dropped

@@ -49,10 +49,15 @@ def build_body(
     body["generationConfig"] = _generation_config(request, options)
     if not body["generationConfig"]:
         del body["generationConfig"]
-    for name in ("verbosity", "service_tier", "prompt_cache_key"):
+    for name in ("verbosity", "service_tier"):
         if getattr(request, name) is not None:
             raise UnsupportedParameter(f"Gemini models do not accept '{name}'.", param=name)
-    dropped = tuple(name for name in ("user", "safety_identifier") if getattr(request, name) is not None)
+    # `prompt_cache_key` is a cache-routing hint with no effect on the reply (Codex always sends one).
+    dropped = tuple(
+        name
+        for name in ("user", "safety_identifier", "prompt_cache_key")
+        if getattr(request, name) is not None
+    )
     return body, dropped
 
 

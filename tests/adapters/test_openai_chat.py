@@ -270,7 +270,6 @@ def test_native_allowed_tools_and_named_choice() -> None:
         (OPENAI, {"reasoning": {"summary": "auto"}}, "reasoning.summary"),
         (GENERIC, {"text": {"verbosity": "high"}}, "verbosity"),
         (GENERIC, {"service_tier": "flex"}, "service_tier"),
-        (GENERIC, {"prompt_cache_key": "k"}, "prompt_cache_key"),
         (GENERIC, {"input": [{"id": "msg_1"}]}, "input[0]"),
         (
             GENERIC,
