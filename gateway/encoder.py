@@ -22,7 +22,7 @@ Any event that breaks these rules (an unknown key, a delta of the wrong kind, a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -102,6 +102,7 @@ class _Item:
     type: Literal["message", "function_call", "reasoning"]
     call_id: str = ""
     name: str = ""
+    namespace: str | None = None
     encrypted_content: str | None = None
     arguments: list[str] = field(default_factory=list)
     parts: list[str] = field(default_factory=list)
@@ -122,7 +123,7 @@ class _Item:
                 "role": "assistant",
             }
         if self.type == "function_call":
-            return {
+            call = {
                 "id": self.id,
                 "type": "function_call",
                 "status": status,
@@ -130,6 +131,9 @@ class _Item:
                 "call_id": self.call_id,
                 "name": self.name,
             }
+            if self.namespace is not None:
+                call["namespace"] = self.namespace
+            return call
         item: dict[str, Any] = {
             "id": self.id,
             "type": "reasoning",
@@ -151,8 +155,12 @@ class ResponsesEncoder:
         new_id: Callable[[str], str],
         now: Callable[[], int],
         seal: Callable[[Any], str],
+        namespaced: Mapping[str, tuple[str, str]] | None = None,
     ):
+        """`namespaced`: upstream function name → (namespace, name), for functions a `namespace` tool
+        declared (they go upstream flattened and come back split)."""
         self._response = response
+        self._namespaced = namespaced or {}
         self._new_id = new_id
         self._now = now
         self._seal = seal
@@ -201,8 +209,14 @@ class ResponsesEncoder:
             case MessageStarted(key=key):
                 self._add(out, key, _Item(len(self._output), self._new_id("msg"), "message"))
             case FunctionCallStarted(key=key, call_id=call_id, name=name):
+                namespace, name = self._namespaced.get(name, (None, name))
                 item = _Item(
-                    len(self._output), self._new_id("fc"), "function_call", call_id=call_id, name=name
+                    len(self._output),
+                    self._new_id("fc"),
+                    "function_call",
+                    call_id=call_id,
+                    name=name,
+                    namespace=namespace,
                 )
                 self._add(out, key, item)
             case ReasoningStarted(key=key, encrypted_content=blob):

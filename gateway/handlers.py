@@ -29,7 +29,7 @@ from gateway.errors import (
     UnsupportedParameter,
 )
 from gateway.ids import new_id
-from gateway.intake import parse_body, response_skeleton, to_canonical, wire_input
+from gateway.intake import namespaced_names, parse_body, response_skeleton, to_canonical, wire_input
 from gateway.media import inline_media_urls
 from gateway.relay import iter_bytes, open_upstream, read_all
 from gateway.routing import Route, Router
@@ -113,7 +113,7 @@ class Gateway:
     def begin(self, call: Call) -> tuple[ResponsesEncoder, list[JSON]]:
         """A new response for `call`: its encoder, and the input items it will be stored with."""
         skeleton = response_skeleton(call.body, call.canonical, new_id("resp"), _now())
-        encoder = ResponsesEncoder(skeleton, new_id, _now, self.sealer.seal)
+        encoder = ResponsesEncoder(skeleton, new_id, _now, self.sealer.seal, namespaced_names(call.body))
         return encoder, [*call.history, *wire_input(call.body, new_id)]
 
     async def open_live(

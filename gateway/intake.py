@@ -7,11 +7,12 @@ their role, tool outputs without their call, and settings the gateway does not s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from config.models import ModelDefaults
 from gateway.errors import InvalidRequest, UnsupportedParameter
@@ -20,6 +21,7 @@ from schemas import canonical as c
 from schemas import responses_request as w
 
 JSON = Any
+M = TypeVar("M", bound=BaseModel)
 
 _TYPE_NAMES = {
     "string_type": "a string",
@@ -144,7 +146,8 @@ def to_canonical(
     earlier = _HISTORY.validate_python(history or [])
     items = tuple(_item(item, i, sealer) for i, item in enumerate([*earlier, *_input_list(body.input)]))
     _check_tool_pairs(items)
-    tools = tuple(_tool(tool, i) for i, tool in enumerate(body.tools))
+    tools = tuple(tool for i, raw in enumerate(body.tools) for tool in _tools(raw, f"tools[{i}]"))
+    _check_tool_names(tools)
     text = body.text or w.TextParam()
     reasoning = body.reasoning or w.ReasoningOptionsParam()
     return c.Request(
@@ -236,7 +239,8 @@ def _item(item: JSON, index: int, sealer: Sealer) -> c.Item:
         case w.MessageParam():
             return c.Message(role=item.role, content=_content(item, param), id=item.id)
         case w.FunctionCallParam():
-            return c.FunctionCall(call_id=item.call_id, name=item.name, arguments=item.arguments, id=item.id)
+            name = _flat_name(item.namespace, item.name) if item.namespace else item.name
+            return c.FunctionCall(call_id=item.call_id, name=name, arguments=item.arguments, id=item.id)
         case w.FunctionCallOutputParam():
             output: str | tuple[c.ToolOutputPart, ...]
             if isinstance(item.output, str):
@@ -333,24 +337,84 @@ def _check_tool_pairs(items: tuple[c.Item, ...]) -> None:
             )
 
 
-def _tool(raw: dict[str, JSON], index: int) -> c.FunctionTool:
+NAMESPACE_SEPARATOR = "__"
+"""Vendors know flat function names only: `ns`'s function `f` goes upstream as `ns__f`."""
+
+
+def _flat_name(namespace: str, name: str) -> str:
+    return f"{namespace}{NAMESPACE_SEPARATOR}{name}"
+
+
+def namespaced_names(body: w.CreateResponse) -> dict[str, tuple[str, str]]:
+    """Upstream name → (namespace, name) of each function declared inside a `namespace` tool, so the
+    calls the model makes come back as `name` plus `namespace`, as OpenAI returns them."""
+    return {
+        _flat_name(raw["name"], inner["name"]): (raw["name"], inner["name"])
+        for raw in body.tools
+        if raw.get("type") == "namespace"
+        for inner in raw.get("tools") or ()
+    }
+
+
+def _tools(raw: dict[str, JSON], param: str) -> list[c.FunctionTool]:
+    """One declared tool as the functions it stands for: itself, or a namespace's members."""
+    if raw.get("type") != "namespace":
+        return [_tool(raw, param)]
+    namespace = _validated(w.NamespaceToolParam, raw, param)
+    return [_tool(inner, f"{param}.tools[{j}]", namespace) for j, inner in enumerate(namespace.tools)]
+
+
+def _tool(raw: dict[str, JSON], param: str, namespace: w.NamespaceToolParam | None = None) -> c.FunctionTool:
     if raw.get("type") != "function":
         raise UnsupportedParameter(
-            f"Tool type {raw.get('type')!r} is not supported by this gateway yet.",
-            param=f"tools[{index}].type",
+            f"Tool type {raw.get('type')!r} is not supported by this gateway yet.", param=f"{param}.type"
         )
+    tool = _validated(w.FunctionToolParam, raw, param)
+    if namespace is None:
+        return c.FunctionTool(
+            name=tool.name, description=tool.description, parameters=tool.parameters, strict=tool.strict
+        )
+    about = "\n\n".join(text for text in (namespace.description, tool.description) if text)
+    return c.FunctionTool(
+        name=_flat_name(namespace.name, tool.name),
+        description=about or None,
+        parameters=tool.parameters,
+        strict=tool.strict,
+    )
+
+
+def _validated(model: type[M], raw: dict[str, JSON], param: str) -> M:
     try:
-        tool = w.FunctionToolParam.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         inner = _validation_error(exc, raw)
         raise InvalidRequest(
-            inner.message.replace(f"'{inner.param}'", f"'tools[{index}].{inner.param}'"),
-            param=f"tools[{index}].{inner.param}",
+            inner.message.replace(f"'{inner.param}'", f"'{param}.{inner.param}'"),
+            param=f"{param}.{inner.param}",
             code=inner.code,
         ) from None
-    return c.FunctionTool(
-        name=tool.name, description=tool.description, parameters=tool.parameters, strict=tool.strict
-    )
+
+
+def _check_tool_names(tools: tuple[c.FunctionTool, ...]) -> None:
+    """Names every vendor accepts (`[A-Za-z0-9_-]`, at most 64), each declared once (a namespace's
+    flattened names included)."""
+    seen: set[str] = set()
+    for tool in tools:
+        if tool.name in seen:
+            raise InvalidRequest(
+                f"Tool name '{tool.name}' is declared twice.", param="tools", code="invalid_value"
+            )
+        if len(tool.name) > 64 or not _TOOL_NAME.fullmatch(tool.name):
+            raise InvalidRequest(
+                f"Tool name '{tool.name}' must be 1 to 64 letters, digits, '_' or '-' (a namespace's"
+                f" functions are named 'namespace{NAMESPACE_SEPARATOR}function' upstream).",
+                param="tools",
+                code="invalid_value",
+            )
+        seen.add(tool.name)
+
+
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _tool_choice(choice: w.ToolChoiceParam | None, tools: tuple[c.FunctionTool, ...]) -> c.ToolChoice:
@@ -456,6 +520,13 @@ def _echo_tool_choice(choice: w.ToolChoiceParam | None) -> JSON:
 
 
 def _echo_tool(raw: dict[str, JSON]) -> dict[str, JSON]:
+    if raw["type"] == "namespace":
+        return {
+            "type": "namespace",
+            "name": raw["name"],
+            "description": raw["description"],
+            "tools": [_echo_tool(inner) for inner in raw["tools"]],
+        }
     return {
         "type": "function",
         "name": raw["name"],

@@ -81,6 +81,7 @@ class FunctionCallParam(_Lenient):
     name: str
     arguments: str
     id: str | None = None
+    namespace: str | None = None
 
 
 class FunctionCallOutputParam(_Lenient):
@@ -152,6 +153,15 @@ class FunctionToolParam(_Strict):
     description: str | None = None
     parameters: dict[str, JSON] | None = None
     strict: bool | None = None
+
+
+class NamespaceToolParam(_Strict):
+    """Functions grouped under one name (Codex declares its sub-agent tools so)."""
+
+    type: Literal["namespace"]
+    name: str
+    description: str
+    tools: list[dict[str, JSON]]
 
 
 class FunctionChoiceParam(_Strict):

@@ -9,7 +9,7 @@ import pytest
 
 from config.models import ModelDefaults
 from gateway.errors import InvalidRequest, UnsupportedParameter
-from gateway.intake import parse_body, to_canonical
+from gateway.intake import namespaced_names, parse_body, to_canonical
 from schemas import canonical as c
 from tests.helpers import SEALER
 
@@ -216,3 +216,70 @@ def test_options_and_model_defaults() -> None:
 
 def test_unsupported_parameter_is_an_invalid_request() -> None:
     assert issubclass(UnsupportedParameter, InvalidRequest)
+
+
+NAMESPACE: dict[str, Any] = {
+    "type": "namespace",
+    "name": "crm",
+    "description": "Customer records.",
+    "tools": [
+        {
+            "type": "function",
+            "name": "lookup",
+            "description": "Find a customer.",
+            "parameters": {"type": "object"},
+        },
+        {"type": "function", "name": "note", "parameters": {"type": "object"}},
+    ],
+}
+
+
+def test_a_namespace_becomes_flat_functions_and_its_calls_come_back_flat() -> None:
+    request = canonical(
+        {
+            "model": "m",
+            "tools": [NAMESPACE],
+            "input": [
+                {
+                    "type": "function_call",
+                    "call_id": "c1",
+                    "name": "lookup",
+                    "namespace": "crm",
+                    "arguments": "{}",
+                },
+                {"type": "function_call_output", "call_id": "c1", "output": "Ada"},
+            ],
+        }
+    )
+    assert request.tools == (
+        c.FunctionTool(
+            name="crm__lookup",
+            description="Customer records.\n\nFind a customer.",
+            parameters={"type": "object"},
+        ),
+        c.FunctionTool(name="crm__note", description="Customer records.", parameters={"type": "object"}),
+    )
+    assert request.input[0] == c.FunctionCall(call_id="c1", name="crm__lookup", arguments="{}")
+    assert namespaced_names(parse_body(orjson.dumps({"model": "m", "input": "x", "tools": [NAMESPACE]}))) == {
+        "crm__lookup": ("crm", "lookup"),
+        "crm__note": ("crm", "note"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("tools", "param", "message"),
+    [
+        ([{**NAMESPACE, "tools": [{"type": "custom", "name": "x"}]}], "tools[0].tools[0].type", "'custom'"),
+        ([{**NAMESPACE, "description": None}], "tools[0].description", "expected a string"),
+        (
+            [NAMESPACE, {"type": "function", "name": "crm__note", "parameters": {"type": "object"}}],
+            "tools",
+            "'crm__note' is declared twice",
+        ),
+        ([{**NAMESPACE, "name": "a" * 60}], "tools", "must be 1 to 64"),
+    ],
+)
+def test_bad_namespaces_are_400s_naming_the_field(tools: list[Any], param: str, message: str) -> None:
+    error = rejection({"model": "m", "input": "x", "tools": tools})
+    assert error.param == param
+    assert message in error.message

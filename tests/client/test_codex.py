@@ -10,10 +10,11 @@ blocks are signed and must come back byte for byte; on Chat Completions its reas
 What Codex 0.169 sends (recorded by these tests): `store: false` always (over HTTP and WebSocket, Azure
 endpoints included), `include: ["reasoning.encrypted_content"]`, `reasoning: {effort, summary: "auto"}`,
 `prompt_cache_key` (its session id), `client_metadata`, no `instructions` (its prompt is developer
-messages), function tools (`exec_command`, `write_stdin`, …) plus by default a `namespace` tool
-(sub-agents) and the hosted `web_search` tool, which Rosetta does not serve: they are switched off in
-the config below. It sends `previous_response_id` only over the WebSocket transport
-(`supports_websockets = true`), continuing its own store:false responses with only the new items.
+messages), function tools (`exec_command`, `write_stdin`, …), a `namespace` tool (sub-agents, which
+Rosetta declares upstream as flat `namespace__function` names) and by default the hosted `web_search`
+tool, which Rosetta does not serve: it is switched off in the config below. It sends
+`previous_response_id` only over the WebSocket transport (`supports_websockets = true`), continuing its
+own store:false responses with only the new items.
 
 Codex is installed by `make test` into ~/.cache/rosetta/codex (or name the binary in `ROSETTA_CODEX`);
 without it these tests are skipped.
@@ -212,9 +213,10 @@ class CodexRun:
 
 
 def _config(base_url: str, model: str, *, websocket: bool) -> str:
-    """config.toml for the run. `web_search` off and `agents` off: Codex would otherwise declare the hosted
-    `web_search` tool and a `namespace` tool, which Rosetta refuses (400 naming `tools[i].type`). The
-    `features` and `analytics` lines stop every call Codex makes to hosts other than the gateway."""
+    """config.toml for the run. `web_search` off: Codex would otherwise declare the hosted `web_search`
+    tool, which Rosetta refuses (400 naming `tools[i].type`). Its `namespace` tool (sub-agents) stays on:
+    Rosetta flattens it. The `features` and `analytics` lines stop every call Codex makes to hosts other
+    than the gateway."""
     return f"""
 model = "{model}"
 model_provider = "rosetta"
@@ -230,9 +232,6 @@ wire_api = "responses"
 request_max_retries = 0
 stream_max_retries = 0
 supports_websockets = {"true" if websocket else "false"}
-
-[agents]
-enabled = false
 
 [analytics]
 enabled = false
@@ -406,7 +405,14 @@ def test_store_false_round_trip_carries_encrypted_reasoning_back(
     assert first.headers["x-rosetta-dropped-params"] == "prompt_cache_key"
     [call] = agent.calls
     declared = {t["name"]: t for t in sent["tools"]}
-    assert {t["type"] for t in sent["tools"]} == {"function"}
+    assert {t["type"] for t in sent["tools"]} == {"function", "namespace"}
+    flattened = {
+        f"{group['name']}__{inner['name']}"
+        for group in sent["tools"]
+        if group["type"] == "namespace"
+        for inner in group["tools"]
+    }
+    assert flattened and flattened <= {tool["name"] for tool in fake.requests[0].body["tools"]}
     assert declared[call.tool]["parameters"]["required"] == list(call.arguments)
 
     reply = check_stream(first.events())

@@ -257,6 +257,37 @@ def test_function_call_round_trip(route: Route) -> None:
     assert second.output_text == "The tool said: 21C and sunny"
 
 
+def test_namespaced_tools_go_flat_upstream_and_come_back_split(route: Route) -> None:
+    """A `namespace` tool (Codex declares its sub-agent tools so) reaches every vendor as flat functions;
+    the call comes back as `name` + `namespace`, in JSON and in the stream, and round-trips as input."""
+    crm: Any = {
+        "type": "namespace",
+        "name": "crm",
+        "description": "Customer records.",
+        "tools": [{**WEATHER, "name": "lookup"}],
+    }
+    events = route.events("agent", input="Who is Ada?", tools=[crm])
+    streamed = check_stream(events)
+    added = next(
+        e["item"]
+        for e in events
+        if e["type"] == "response.output_item.added" and e["item"]["type"] == "function_call"
+    )
+    assert (added["name"], added["namespace"]) == ("lookup", "crm")
+    assert streamed["tools"][0]["type"] == "namespace"
+    first = route.sdk.responses.create(model=route.model("agent"), input="Who is Ada?", tools=[crm])
+    [call] = [o for o in first.output if o.type == "function_call"]
+    assert (call.name, call.namespace) == ("lookup", "crm")
+    assert "crm__lookup" in json.dumps(route.fake.last_request.body)
+    history: Any = [
+        {"role": "user", "content": "Who is Ada?"},
+        call.model_dump(exclude_none=True),
+        {"type": "function_call_output", "call_id": call.call_id, "output": "A mathematician"},
+    ]
+    second = route.sdk.responses.create(model=route.model("agent"), input=history, tools=[crm])
+    assert second.output_text == "The tool said: A mathematician"
+
+
 def test_stored_state_features(route: Route) -> None:
     """Every stored-state feature through the SDK, per vendor: a tool round trip chained by
     `previous_response_id` (only the tool output sent), input_items, a resumable background stream,
