@@ -206,8 +206,6 @@ class ChatCompletionsAdapter:
                 case c.Reasoning():
                     pending_reasoning.extend(item.content or item.summary)
                     continue
-                case c.ItemReference():
-                    raise UnsupportedParameter("Item references need stored responses.", param=param)
             if pending_reasoning and messages[-1]["role"] == "assistant" and self.dialect.reasoning_field:
                 messages[-1][self.dialect.reasoning_field] = "\n\n".join(pending_reasoning)
             pending_reasoning = []

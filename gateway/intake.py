@@ -258,8 +258,6 @@ def _item(item: JSON, index: int, sealer: Sealer) -> c.Item:
                 encrypted_content=token if replay is None else None,
                 replay=replay,
             )
-        case w.ItemReferenceParam():
-            return c.ItemReference(id=item.id)
         case w.CompactionParam():
             return _compacted(item, f"{param}.encrypted_content", sealer)
     raise InvalidRequest("Unsupported input item.", param=param)

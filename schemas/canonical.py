@@ -104,14 +104,8 @@ class Reasoning(_Frozen):
     replay: JSON = None
 
 
-class ItemReference(_Frozen):
-    """A pointer to an item of a stored response; resolved by the store layer before adapters see it."""
-
-    type: Literal["item_reference"] = "item_reference"
-    id: str
-
-
-Item = Message | FunctionCall | FunctionCallOutput | Reasoning | ItemReference
+Item = Message | FunctionCall | FunctionCallOutput | Reasoning
+"""(An `item_reference` input is replaced by the item it names before a canonical request is built.)"""
 
 
 # ---------------------------------------------------------------- tools and options

@@ -166,7 +166,6 @@ def test_every_item_kind_is_carried() -> None:
                     "call_id": "call_1",
                     "output": [{"type": "input_text", "text": "r"}],
                 },
-                {"id": "msg_ref"},
             ],
         }
     )
@@ -184,7 +183,6 @@ def test_every_item_kind_is_carried() -> None:
         c.Message(role="assistant", content=(c.OutputText(text="Hi"),), id="msg_1"),
         c.FunctionCall(call_id="call_1", name="f", arguments="{}", id="fc_1"),
         c.FunctionCallOutput(call_id="call_1", output=(c.InputText(text="r"),)),
-        c.ItemReference(id="msg_ref"),
     )
 
 

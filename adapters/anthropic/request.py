@@ -75,8 +75,6 @@ def _conversation(request: c.Request, model: str) -> tuple[str, list[dict[str, J
                 turns.add("user", [_tool_result(item, param)])
             case c.Reasoning():
                 turns.add("assistant", _replayed_thinking(item, model))
-            case c.ItemReference():
-                raise UnsupportedParameter("Item references need stored responses.", param=param)
     return "\n\n".join(s for s in system if s.strip()), _valid_turns(turns.turns)
 
 

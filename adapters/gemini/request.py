@@ -96,8 +96,6 @@ def _conversation(
                 first_call_of_turn = True
             case c.Reasoning():
                 pass  # its signatures were gathered above; Gemini has no thought turn to replay
-            case c.ItemReference():
-                raise UnsupportedParameter("Item references need stored responses.", param=param)
     return "\n\n".join(s for s in system if s.strip()), turns.turns
 
 

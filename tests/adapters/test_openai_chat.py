@@ -270,7 +270,6 @@ def test_native_allowed_tools_and_named_choice() -> None:
         (OPENAI, {"reasoning": {"summary": "auto"}}, "reasoning.summary"),
         (GENERIC, {"text": {"verbosity": "high"}}, "verbosity"),
         (GENERIC, {"service_tier": "flex"}, "service_tier"),
-        (GENERIC, {"input": [{"id": "msg_1"}]}, "input[0]"),
         (
             GENERIC,
             {"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file_1"}]}]},
