@@ -15,6 +15,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from gateway.store.base import ResponseStore, StoredResponse
@@ -103,12 +104,8 @@ class BackgroundRuns:
     async def _run(
         self, record: StoredResponse, work: Callable[[], Awaitable[dict[str, Any]]], log: EventLog
     ) -> None:
-        running = StoredResponse(
-            record.id,
-            record.team,
-            {**record.response, "status": "in_progress"},
-            record.input_items,
-            self.lease_until(),
+        running = replace(
+            record, response={**record.response, "status": "in_progress"}, lease_until=self.lease_until()
         )
         await self._store.put(running)
         done = asyncio.Event()
@@ -132,9 +129,7 @@ class BackgroundRuns:
         current = await self._store.get(record.id, record.team)
         if current is not None and current.response["status"] == "cancelled":
             return
-        await self._store.put(
-            StoredResponse(record.id, record.team, final, record.input_items, events=log.events)
-        )
+        await self._store.put(replace(record, response=final, lease_until=None, events=log.events))
 
     async def _keep(
         self, record: StoredResponse, log: EventLog, task: asyncio.Task[Any] | None, done: asyncio.Event
@@ -158,14 +153,7 @@ class BackgroundRuns:
                 return
             published, renewed = len(log.events), time.monotonic()
             await self._store.put(
-                StoredResponse(
-                    record.id,
-                    record.team,
-                    current.response,
-                    current.input_items,
-                    self.lease_until(),
-                    events=log.events[:published],
-                )
+                replace(record, lease_until=self.lease_until(), events=log.events[:published])
             )
 
 

@@ -93,7 +93,7 @@ class Gateway:
         body, route, canonical = call.body, call.route, call.canonical
         encoder, input_items = self.begin(call)
         if body.background:
-            return await self._start_background(call.principal, route, canonical, encoder, input_items)
+            return await self._start_background(call, encoder, input_items)
         save = self.saver(call.principal, input_items, len(call.history)) if body.store is not False else None
         if canonical.stream:
             live = await self.open_live(call, encoder, save)
@@ -208,15 +208,11 @@ class Gateway:
         return JSONResponse({"object": "response.input_tokens", "input_tokens": count})
 
     async def _start_background(
-        self,
-        principal: Principal,
-        route: Route,
-        canonical: CanonicalRequest,
-        encoder: ResponsesEncoder,
-        input_items: list[JSON],
+        self, call: Call, encoder: ResponsesEncoder, input_items: list[JSON]
     ) -> Response:
         """Store the response as `queued`, answer at once (JSON, or a stream that follows the run), and run
         it in this process. The run always streams from upstream, so any client can resume its events."""
+        route, canonical = call.route, call.canonical
         streaming = canonical.model_copy(update={"stream": True})
         vendor_request = route.adapter.build_request(
             streaming, route.target
@@ -225,7 +221,14 @@ class Gateway:
         started = encoder.start(queued=True)
         queued = started[0]["response"]
         await log.extend(started)
-        record = StoredResponse(queued["id"], principal.team, queued, input_items, self.runs.lease_until())
+        record = StoredResponse(
+            queued["id"],
+            call.principal.team,
+            queued,
+            input_items,
+            self.runs.lease_until(),
+            history_length=len(call.history),
+        )
         await _reach(self.store.put(record))
 
         async def work() -> dict[str, JSON]:
