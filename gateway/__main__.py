@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         loop="uvloop",
         http="httptools",
         access_log=False,
+        ws_max_size=2
+        * settings.server.max_body_bytes,  # up to the limit: a 413 error frame; beyond: close 1009
     )
     return 0
 

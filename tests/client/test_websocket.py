@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import connect
 
 from gateway.app import create_app
-from tests.conftest import API_KEY, OTHER_TEAM_KEY, gateway_settings
+from tests.conftest import API_KEY, MAX_BODY, OTHER_TEAM_KEY, gateway_settings
 from tests.fakes.chat_completions import FakeChat
 from tests.fakes.server import serve
 from tests.invariants import check_stream
@@ -298,3 +298,14 @@ def test_a_field_http_would_drop_and_report_is_refused_over_a_socket(gateway: st
         frame = orjson.loads(ws.recv())
     assert frame["status"] == 400
     assert (frame["error"]["param"], frame["error"]["code"]) == ("user", "unsupported_parameter")
+
+
+def test_a_message_over_the_body_limit_is_a_413_frame(gateway: str) -> None:
+    big = {"type": "response.create", "model": "m-text", "input": "x" * (MAX_BODY + 1)}
+    with connect(f"ws://{gateway.removeprefix('http://')}/v1/responses", additional_headers=_auth()) as ws:
+        ws.send(orjson.dumps(big).decode())
+        frame = orjson.loads(ws.recv())
+        ws.send(orjson.dumps({"type": "response.create", "model": "m-text", "input": "hi"}).decode())
+        after = orjson.loads(ws.recv())
+    assert (frame["status"], frame["error"]["code"]) == (413, "request_too_large")
+    assert after["type"] == "response.created"
