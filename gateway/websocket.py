@@ -16,37 +16,57 @@ nothing builds on a chain the failure may have left half-applied. A connection l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from gateway.auth import Principal
-from gateway.errors import InternalError, InvalidRequest, RequestTooLarge, RosettaError
+from gateway.errors import InternalError, InvalidRequest, RateLimited, RequestTooLarge, RosettaError
 from gateway.handlers import Call, Gateway, JSONResponse, LiveStream
 from gateway.intake import parse_fields
 from schemas.canonical_events import Finished
 
 JSON = Any
 RECENT_LIMIT = 32
-"""Responses a connection remembers for `previous_response_id` (OpenAI keeps the latest one)."""
+"""Responses a connection remembers for `previous_response_id` besides each lane's latest (OpenAI keeps
+the latest one)."""
+MAX_LANES = 16
+"""`stream_id` lanes with turns queued or running, per connection."""
+MAX_QUEUED = 32
+"""Turns waiting in one lane."""
 logger = logging.getLogger(__name__)
 
 
 class RecentResponses:
-    """A connection's own latest responses: id → the items a continuation puts before its input."""
+    """A connection's own latest responses: id → the items a continuation puts before its input.
+
+    The latest response of each recently used lane is kept whatever the others do (a lane idling while
+    another runs many turns can still go on); of the rest, the `limit` most recently made or continued."""
 
     def __init__(self, limit: int = RECENT_LIMIT) -> None:
         self.items: OrderedDict[str, list[JSON]] = OrderedDict()
         self._limit = limit
+        self._latest: OrderedDict[str | None, str] = OrderedDict()
 
-    def remember(self, response_id: str, items: list[JSON]) -> None:
+    def remember(self, response_id: str, items: list[JSON], lane: str | None) -> None:
         self.items[response_id] = items
-        while len(self.items) > self._limit:
-            self.items.popitem(last=False)
+        self._latest[lane] = response_id
+        self._latest.move_to_end(lane)
+        while len(self._latest) > 2 * MAX_LANES:
+            self._latest.popitem(last=False)
+        kept = set(self._latest.values())
+        others = [key for key in self.items if key not in kept]  # oldest first
+        for old in others[: max(0, len(others) - self._limit)]:
+            del self.items[old]
+
+    def touch(self, response_id: str | None) -> None:
+        if response_id is not None and response_id in self.items:
+            self.items.move_to_end(response_id)
 
     def forget(self, response_id: str | None) -> None:
         if response_id is not None:
@@ -63,7 +83,7 @@ class ResponsesSocket:
         self._by_vendor = websocket.scope["path"].startswith("/v5/")
         self._recent = RecentResponses()
         self._lanes: dict[str | None, asyncio.Queue[dict[str, JSON]]] = {}
-        self._workers: list[asyncio.Task[None]] = []
+        self._workers: set[asyncio.Task[None]] = set()
         self._sending = asyncio.Lock()
 
     async def serve(self) -> None:
@@ -76,7 +96,7 @@ class ResponsesSocket:
                 try:
                     message = await asyncio.wait_for(self._websocket.receive(), deadline - loop.time())
                 except TimeoutError:
-                    await self._end_of_time()
+                    await self._time_is_up()
                     return
                 if message["type"] == "websocket.disconnect":
                     return
@@ -89,22 +109,22 @@ class ResponsesSocket:
                 worker.cancel()
             await asyncio.gather(*self._workers, return_exceptions=True)
 
-    async def _end_of_time(self) -> None:
-        """Finish the turns already asked for, say why, then close."""
-        await asyncio.gather(*(lane.join() for lane in self._lanes.values()))
+    async def _time_is_up(self) -> None:
+        """Say why, then close: turns still running end with the connection."""
         limit = self._gateway.settings.server.websocket_max_seconds
-        await self._error(
-            InvalidRequest(
-                f"This WebSocket connection reached its {limit:g}-second limit; open a new one to go on.",
-                code="websocket_connection_limit_reached",
-            ),
-            None,
-        )
-        await self._websocket.close(code=1000)
+        with contextlib.suppress(WebSocketDisconnect, WebSocketDisconnected):
+            await self._error(
+                InvalidRequest(
+                    f"This WebSocket connection reached its {limit:g}-second limit; open a new one to go on.",
+                    code="websocket_connection_limit_reached",
+                ),
+                None,
+            )
+            await self._websocket.close(code=1000)
 
     async def _dispatch(self, text: str) -> None:
         """Check the envelope and queue the turn on its lane."""
-        if len(text) > self._gateway.settings.server.max_body_bytes:
+        if len(text.encode()) > self._gateway.settings.server.max_body_bytes:
             limit = self._gateway.settings.server.max_body_bytes
             await self._error(
                 RequestTooLarge(f"The message exceeds the gateway's limit of {limit} bytes."), None
@@ -135,38 +155,48 @@ class ResponsesSocket:
                 InvalidRequest("'stream_id' must be a string.", param="stream_id", code="invalid_type"), None
             )
             return
-        if lane not in self._lanes:
-            self._lanes[lane] = asyncio.Queue()
-            self._workers.append(asyncio.create_task(self._work(self._lanes[lane])))
-        self._lanes[lane].put_nowait(data)
+        queue = self._lanes.get(lane)
+        if queue is None and len(self._lanes) >= MAX_LANES:
+            await self._error(
+                RateLimited(f"At most {MAX_LANES} lanes may be busy at once on one connection."), lane
+            )
+            return
+        if queue is not None and queue.qsize() >= MAX_QUEUED:
+            await self._error(RateLimited(f"At most {MAX_QUEUED} turns may wait in one lane."), lane)
+            return
+        if queue is None:
+            queue = self._lanes[lane] = asyncio.Queue()
+            worker = asyncio.create_task(self._work(lane, queue))
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
+        queue.put_nowait(data)
 
-    async def _work(self, lane: asyncio.Queue[dict[str, JSON]]) -> None:
-        while True:
-            data = await lane.get()
+    async def _work(self, lane: str | None, queue: asyncio.Queue[dict[str, JSON]]) -> None:
+        """Run the lane's turns in order; an empty lane ends (a later message starts it again)."""
+        while not queue.empty():
+            data = queue.get_nowait()
             try:
-                await self._turn(data)
-            except WebSocketDisconnect:
+                await self._turn(data, lane)
+            except (WebSocketDisconnect, WebSocketDisconnected):
                 return  # the client left mid-turn; the reader sees it too and ends the connection
             except Exception:  # a bug: report it, and keep the lane serving
                 logger.exception("WebSocket turn failed")
-                await self._error(InternalError("The gateway hit an internal error."), data.get("stream_id"))
-            finally:
-                lane.task_done()
+                await self._error(InternalError("The gateway hit an internal error."), lane)
+        del self._lanes[lane]
 
-    async def _turn(self, data: dict[str, JSON]) -> None:
+    async def _turn(self, data: dict[str, JSON], lane: str | None) -> None:
         """One `response.create`: its events, or one error frame if it fails before starting."""
-        stream_id = data.get("stream_id")
         previous = data.get("previous_response_id")
         try:
             call, generate = await self._prepare(data)
-            live = await self._open(call, generate)
+            live = await self._open(call, generate, lane)
         except RosettaError as exc:
             self._recent.forget(previous if isinstance(previous, str) else None)
-            await self._error(exc, stream_id)
+            await self._error(exc, lane)
             return
         try:
             async for batch in live.events:
-                await self._send(batch, stream_id)
+                await self._send(batch, lane)
         finally:
             await live.close()
 
@@ -184,12 +214,15 @@ class ResponsesSocket:
             self._principal, body, by_vendor=self._by_vendor, recent=self._recent.items
         ), generate
 
-    async def _open(self, call: Call, generate: bool) -> LiveStream:
+    async def _open(self, call: Call, generate: bool, lane: str | None) -> LiveStream:
         """The response's events; with `generate: false`, a response with no output, only to chain on."""
         encoder, input_items = self._gateway.begin(call)
         previous = call.body.previous_response_id
+        self._recent.touch(previous)
+        # A chain from this connection's memory may never have been stored: index all of its items.
+        indexed = 0 if previous in self._recent.items else len(call.history)
         save = (
-            self._gateway.saver(self._principal, input_items, len(call.history))
+            self._gateway.saver(self._principal, input_items, indexed)
             if call.body.store is not False
             else None
         )
@@ -198,7 +231,7 @@ class ResponsesSocket:
             if response["status"] == "failed":
                 self._recent.forget(previous)
             else:
-                self._recent.remember(response["id"], [*input_items, *response["output"]])
+                self._recent.remember(response["id"], [*input_items, *response["output"]], lane)
             if save is not None:
                 await save(response)
 

@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import connect
 
 from gateway.app import create_app
+from gateway.websocket import MAX_LANES, RecentResponses
 from tests.conftest import API_KEY, MAX_BODY, OTHER_TEAM_KEY, gateway_settings
 from tests.fakes.chat_completions import FakeChat
 from tests.fakes.server import serve
@@ -309,3 +310,74 @@ def test_a_message_over_the_body_limit_is_a_413_frame(gateway: str) -> None:
         after = orjson.loads(ws.recv())
     assert (frame["status"], frame["error"]["code"]) == (413, "request_too_large")
     assert after["type"] == "response.created"
+
+
+def test_the_limit_counts_bytes_not_characters(gateway: str) -> None:
+    text = "é" * (MAX_BODY // 2 + 10)  # fewer characters than the limit, more bytes
+    with connect(f"ws://{gateway.removeprefix('http://')}/v1/responses", additional_headers=_auth()) as ws:
+        ws.send(orjson.dumps({"type": "response.create", "model": "m-text", "input": text}).decode())
+        frame = orjson.loads(ws.recv())
+    assert (frame["status"], frame["error"]["code"]) == (413, "request_too_large")
+
+
+def test_busy_lanes_are_capped_per_connection(gateway: str, fake: FakeChat) -> None:
+    with connect(f"ws://{gateway.removeprefix('http://')}/v5/responses", additional_headers=_auth()) as ws:
+        for lane in range(MAX_LANES + 1):
+            hang = {"type": "response.create", "model": "fake/fake-hang-midstream", "input": "x"}
+            ws.send(orjson.dumps({**hang, "stream_id": f"lane-{lane}"}).decode())
+        frames: list[dict[str, Any]] = []
+        while sum(f["type"] == "response.created" for f in frames) < MAX_LANES or not any(
+            "status" in f for f in frames
+        ):
+            frames.append(orjson.loads(ws.recv()))
+    refused = [f for f in frames if f["type"] == "error"]
+    assert [(f["status"], f["stream_id"]) for f in refused] == [(429, f"lane-{MAX_LANES}")]
+    assert {f["stream_id"] for f in frames if f["type"] == "response.created"} == {
+        f"lane-{lane}" for lane in range(MAX_LANES)
+    }
+    assert fake.wait_for_disconnects(MAX_LANES)  # leaving cancelled every lane's upstream request
+
+
+def test_time_up_mid_turn_ends_the_turn_and_the_connection(fake_upstream: tuple[FakeChat, str]) -> None:
+    settings = gateway_settings(fake_upstream[1])
+    settings = settings.model_copy(
+        update={"server": settings.server.model_copy(update={"websocket_max_seconds": 0.5})}
+    )
+    with serve(create_app(settings)) as base_url:
+        with connect(
+            f"ws://{base_url.removeprefix('http://')}/v5/responses", additional_headers=_auth()
+        ) as ws:
+            hang = {"type": "response.create", "model": "fake/fake-hang-midstream", "input": "x"}
+            ws.send(orjson.dumps(hang).decode())
+            frames = []
+            with pytest.raises(ConnectionClosedOK):
+                while True:
+                    frames.append(orjson.loads(ws.recv()))
+    assert frames[0]["type"] == "response.created"
+    assert frames[-1]["error"]["code"] == "websocket_connection_limit_reached"
+    assert fake_upstream[0].wait_for_disconnects(1)
+
+
+def test_a_stored_continuation_of_a_connection_only_response_indexes_its_items(client: openai.OpenAI) -> None:
+    with client.responses.connect() as conn:
+        conn.response.create(model="m-text", input="Remember basalt.", store=False)
+        first = completed(conn)
+        conn.response.create(model="m-text", input="And now?", previous_response_id=first["id"])
+        completed(conn)  # stored: its input holds the first turn, which was never stored
+    answer = first["output"][0]
+    follow_up = client.responses.create(
+        model="m-echo",
+        input=[{"type": "item_reference", "id": answer["id"]}, {"role": "user", "content": "ok"}],
+    )
+    assert follow_up.status == "completed"
+
+
+def test_each_lanes_latest_response_outlives_a_busy_lane() -> None:
+    recent = RecentResponses(limit=2)
+    recent.remember("idle-1", ["a"], "idle")
+    for turn in range(10):
+        recent.remember(f"busy-{turn}", [turn], "busy")
+    assert list(recent.items) == ["idle-1", "busy-7", "busy-8", "busy-9"]
+    recent.touch("busy-7")  # continued: the most recent of the rest now
+    recent.remember("busy-10", [10], "busy")
+    assert list(recent.items) == ["idle-1", "busy-9", "busy-7", "busy-10"]
