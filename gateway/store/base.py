@@ -60,9 +60,15 @@ def new_items(record: StoredResponse) -> dict[str, dict[str, JSON]]:
 
 
 class ResponseStore(Protocol):
-    async def put(self, record: StoredResponse) -> None:
-        """Insert or replace `record` and index its `new_items`. Idempotent: background runs put the same
-        record again as it progresses; each put restarts its retention period."""
+    async def put(self, record: StoredResponse, *, if_status_in: tuple[str, ...] | None = None) -> bool:
+        """Insert or replace `record` and index its `new_items`; whether it wrote. Idempotent: background
+        runs put the same record again as it progresses; each put restarts its retention period.
+
+        `if_status_in`: write only over a live (unexpired) record of the same team and id whose
+        `response["status"]` is one of these, checked and written in one atomic step against every other
+        process's put and delete. A background runner's own puts use it (with the active statuses) so
+        that a delete or cancel from another replica, landing between the runner's read and its write,
+        is never undone. Without it the put is unconditional and returns True."""
         ...
 
     async def get(self, response_id: str, team: str) -> StoredResponse | None:

@@ -37,6 +37,17 @@ SET response_id = EXCLUDED.response_id, body = EXCLUDED.body, expires_at = EXCLU
 WHERE i.response_id = EXCLUDED.response_id OR i.expires_at <= %(now)s
 """
 
+_PUT = """
+INSERT INTO rosetta_responses (team, id, body, expires_at)
+VALUES (%(team)s, %(id)s, %(body)s, %(expires_at)s)
+ON CONFLICT (team, id) DO UPDATE SET body = EXCLUDED.body, expires_at = EXCLUDED.expires_at
+"""
+
+_PUT_IF_STATUS = f"""
+UPDATE rosetta_responses SET body = %(body)s, expires_at = %(expires_at)s
+WHERE team = %(team)s AND id = %(id)s AND {_LIVE} AND body->'response'->>'status' = ANY(%(statuses)s)
+"""
+
 
 class PostgresStore:
     def __init__(
@@ -67,7 +78,11 @@ class PostgresStore:
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
 
-    async def put(self, record: StoredResponse) -> None:
+    async def put(self, record: StoredResponse, *, if_status_in: tuple[str, ...] | None = None) -> bool:
+        """With `if_status_in`, one UPDATE checks and writes: it locks the row, and if a concurrent delete or
+        put got there first it re-checks the row they left (READ COMMITTED re-evaluates the WHERE), so it
+        never recreates a deleted response or overwrites a cancelled one. Its items are indexed in the
+        same transaction, only if it wrote."""
         now = self._now()
         expires_at = None if self._ttl is None else now + timedelta(seconds=self._ttl)
         items = [
@@ -81,17 +96,23 @@ class PostgresStore:
             }
             for item_id, item in new_items(record).items()
         ]
+        args = {
+            "team": record.team,
+            "id": record.id,
+            "body": Jsonb(record.body(), dumps=_dumps),
+            "expires_at": expires_at,
+            "now": now,
+            "statuses": list(if_status_in or ()),
+        }
         pool = await self._connection_pool()
         async with pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO rosetta_responses (team, id, body, expires_at) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (team, id) DO UPDATE"
-                " SET body = EXCLUDED.body, expires_at = EXCLUDED.expires_at",
-                (record.team, record.id, Jsonb(record.body(), dumps=_dumps), expires_at),
-            )
+            cursor = await conn.execute(_PUT if if_status_in is None else _PUT_IF_STATUS, args)
+            if cursor.rowcount != 1:
+                return False
             if items:
-                async with conn.cursor() as cursor:
-                    await cursor.executemany(_INDEX_ITEM, items)
+                async with conn.cursor() as items_cursor:
+                    await items_cursor.executemany(_INDEX_ITEM, items)
+        return True
 
     async def get(self, response_id: str, team: str) -> StoredResponse | None:
         row = await self._fetch_one(

@@ -1,9 +1,15 @@
-"""Redis store: one key per response (`rosetta:response:<team>:<id>`), shared by every replica.
+"""Redis store: one key per response (`rosetta:response:<len(team)>:<team>:<id>`), shared by every replica.
 
-The team is part of the key, so a lookup with another team's principal finds nothing. `ttl_seconds` sets
-the key expiry (Redis keeps nothing on disk here by default: use a persistent Redis for durable chains).
-Items are indexed for `item_reference` under `rosetta:item:<team>:<item id>`, a hash of the response that
-introduced the item and its body, expiring at the same instant as that response.
+The team is part of the key, so a lookup with another team's principal finds nothing. It is length-prefixed
+because ids come from clients (`previous_response_id`, URL paths, item ids) and team names may contain the
+':' separator: with a bare `<team>:<id>`, team "acme" asking for id "x:resp_1" would read team "acme:x"'s
+"resp_1". Keys written before this layout (`rosetta:response:<team>:<id>`) are no longer read; no migration
+moves them: the data is transient, and they expire by their own TTL (a store without `ttl_seconds` keeps
+them until removed by hand).
+
+`ttl_seconds` sets the key expiry (Redis keeps nothing on disk here by default: use a persistent Redis for
+durable chains). Items are indexed for `item_reference` under `rosetta:item:<len(team)>:<team>:<item id>`, a
+hash of the response that introduced the item and its body, expiring at the same instant as that response.
 """
 
 from __future__ import annotations
@@ -15,9 +21,22 @@ from gateway.store.base import JSON, StoredResponse, new_items
 
 # Response and index entries in one atomic step, all expiring at one instant (taken once from the server's
 # clock: per-key EXPIREs would land milliseconds apart). An item stays with the response that introduced
-# it: a later response carrying the same id only refreshes it if it is that response.
-# KEYS: the response, then its items. ARGV: response id, ttl seconds or "", response body, item bodies.
+# it: a later response carrying the same id only refreshes it if it is that response. A conditional put
+# first checks, in the same step, that the response key exists and its status is one of those allowed.
+# KEYS: the response, then its items. ARGV: response id, ttl seconds or "", the allowed statuses as a JSON
+# array or "" (unconditional), response body, item bodies. Returns 1 if it wrote, 0 if the check failed.
 _PUT = """
+if ARGV[3] ~= '' then
+    local current = redis.call('GET', KEYS[1])
+    if not current then return 0 end
+    local response = cjson.decode(current)['response']
+    local status = type(response) == 'table' and response['status']
+    local allowed = false
+    for _, wanted in ipairs(cjson.decode(ARGV[3])) do
+        if status == wanted then allowed = true end
+    end
+    if not allowed then return 0 end
+end
 local expire_at
 if ARGV[2] ~= '' then
     local now = redis.call('TIME')
@@ -26,23 +45,28 @@ end
 local function expire(key)
     if expire_at then redis.call('PEXPIREAT', key, expire_at) else redis.call('PERSIST', key) end
 end
-redis.call('SET', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[1], ARGV[4])
 expire(KEYS[1])
 for i = 2, #KEYS do
     local owner = redis.call('HGET', KEYS[i], 'response')
     if not owner or owner == ARGV[1] then
-        redis.call('HSET', KEYS[i], 'response', ARGV[1], 'body', ARGV[i + 2])
+        redis.call('HSET', KEYS[i], 'response', ARGV[1], 'body', ARGV[i + 3])
         expire(KEYS[i])
     end
 end
+return 1
 """
 
-# KEYS: the response, then the items it may have introduced. ARGV: response id. Returns 1 if it existed.
+# KEYS: the response, then the items it may have introduced. ARGV: response id, the response body these
+# items were read from. Deletes only if the response still has that body (returns 1), else returns 0: a put
+# in between may have indexed items the caller does not know of, so it has to read again.
 _DELETE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
 for i = 2, #KEYS do
     if redis.call('HGET', KEYS[i], 'response') == ARGV[1] then redis.call('DEL', KEYS[i]) end
 end
-return redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1])
+return 1
 """
 
 
@@ -53,29 +77,24 @@ class RedisStore:
         self._put = self._redis.register_script(_PUT)
         self._delete = self._redis.register_script(_DELETE)
 
-    @staticmethod
-    def _key(response_id: str, team: str) -> str:
-        return f"rosetta:response:{team}:{response_id}"
-
-    @staticmethod
-    def _item_key(item_id: str, team: str) -> str:
-        return f"rosetta:item:{team}:{item_id}"
-
-    async def put(self, record: StoredResponse) -> None:
+    async def put(self, record: StoredResponse, *, if_status_in: tuple[str, ...] | None = None) -> bool:
+        """With `if_status_in` the check runs inside the script, so no put or delete of another process can
+        land between it and the write."""
         items = new_items(record)
-        keys = [self._key(record.id, record.team), *(self._item_key(i, record.team) for i in items)]
+        keys = [response_key(record.team, record.id), *(item_key(record.team, i) for i in items)]
         ttl = "" if self._ttl is None else str(self._ttl)
+        statuses = b"" if if_status_in is None else orjson.dumps(list(if_status_in))
         bodies = [orjson.dumps(record.body()), *map(orjson.dumps, items.values())]
-        await self._put(keys=keys, args=[record.id, ttl, *bodies])
+        return bool(await self._put(keys=keys, args=[record.id, ttl, statuses, *bodies]))
 
     async def get(self, response_id: str, team: str) -> StoredResponse | None:
-        body = await self._redis.get(self._key(response_id, team))
+        body = await self._redis.get(response_key(team, response_id))
         if body is None:
             return None
         return StoredResponse.from_body(response_id, team, orjson.loads(body))
 
     async def get_item(self, item_id: str, team: str) -> dict[str, JSON] | None:
-        body = await self._redis.hget(self._item_key(item_id, team), "body")
+        body = await self._redis.hget(item_key(team, item_id), "body")
         if body is None:
             return None
         item: dict[str, JSON] = orjson.loads(body)
@@ -83,13 +102,18 @@ class RedisStore:
 
     async def delete(self, response_id: str, team: str) -> bool:
         """Reads the record first for the ids of the items it introduced (the owner check in `_DELETE`
-        leaves the ones another response introduced)."""
-        record = await self.get(response_id, team)
-        if record is None:
-            return False
-        items = new_items(record)  # history_length reads back as 0: every item, owners checked in Redis
-        keys = [self._key(response_id, team), *(self._item_key(i, team) for i in items)]
-        return bool(await self._delete(keys=keys, args=[response_id]))
+        leaves the ones another response introduced). If a put changed it in between (a runner's progress
+        adding output items), it reads again: deleting by a stale read would leave those items indexed."""
+        key = response_key(team, response_id)
+        while True:
+            body = await self._redis.get(key)
+            if body is None:
+                return False
+            record = StoredResponse.from_body(response_id, team, orjson.loads(body))
+            items = new_items(record)  # history_length reads back as 0: every item, owners checked in Redis
+            keys = [key, *(item_key(team, i) for i in items)]
+            if await self._delete(keys=keys, args=[response_id, body]):
+                return True
 
     async def purge_expired(self) -> int:
         """Redis expires the keys itself."""
@@ -97,3 +121,19 @@ class RedisStore:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def response_key(team: str, response_id: str) -> str:
+    """The key of `team`'s response `response_id`: one key per (team, id) pair, whatever either contains."""
+    return f"rosetta:response:{_scope(team)}:{response_id}"
+
+
+def item_key(team: str, item_id: str) -> str:
+    """The key of `team`'s index entry for item `item_id`."""
+    return f"rosetta:item:{_scope(team)}:{item_id}"
+
+
+def _scope(team: str) -> str:
+    """`team` prefixed with its length, so where it ends in a key is never a guess: `4:acme` then the id,
+    whatever ':' the team or the id holds."""
+    return f"{len(team)}:{team}"

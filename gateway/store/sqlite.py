@@ -70,7 +70,9 @@ class SQLiteStore:
             self._db.execute("COMMIT")
             return result
 
-    async def put(self, record: StoredResponse) -> None:
+    async def put(self, record: StoredResponse, *, if_status_in: tuple[str, ...] | None = None) -> bool:
+        """The status check (`if_status_in`) reads the row inside the write transaction: BEGIN IMMEDIATE
+        holds the file's write lock from the start, so no other put or delete lands in between."""
         now = self._clock()
         expires_at = None if self._ttl is None else now + self._ttl
         body = orjson.dumps(record.body())
@@ -86,14 +88,20 @@ class SQLiteStore:
             for item_id, item in new_items(record).items()
         ]
 
-        def write(db: sqlite3.Connection) -> None:
+        def write(db: sqlite3.Connection) -> bool:
+            if if_status_in is not None:
+                live = f"SELECT body FROM responses WHERE id = :id AND team = :team AND {_LIVE}"
+                row = db.execute(live, {"id": record.id, "team": record.team, "now": now}).fetchone()
+                if row is None or _status(row[0]) not in if_status_in:
+                    return False
             db.execute(
                 "INSERT OR REPLACE INTO responses (id, team, body, expires_at) VALUES (?, ?, ?, ?)",
                 (record.id, record.team, body, expires_at),
             )
             db.executemany(_INDEX_ITEM, items)
+            return True
 
-        await asyncio.to_thread(self._atomically, write)
+        return await asyncio.to_thread(self._atomically, write)
 
     async def get(self, response_id: str, team: str) -> StoredResponse | None:
         sql = f"SELECT body FROM responses WHERE id = :id AND team = :team AND {_LIVE}"
@@ -135,6 +143,12 @@ class SQLiteStore:
     async def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _status(body: bytes) -> object:
+    """A stored body's `response["status"]` (None if it has none)."""
+    response = orjson.loads(body).get("response")
+    return response.get("status") if isinstance(response, dict) else None
 
 
 def _migrate(db: sqlite3.Connection) -> None:

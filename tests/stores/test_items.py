@@ -6,7 +6,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from gateway.store.base import StoredResponse
-from gateway.store.redis import RedisStore
+from gateway.store.redis import RedisStore, item_key, response_key
 from tests.stores.support import REDIS_URL, TTL, Backend, chained, item, need
 
 
@@ -119,11 +119,10 @@ async def test_redis_items_expire_at_the_same_instant_as_their_response() -> Non
     stored = chained([], [asked], [said])
     await store.put(stored)
     try:
-        response_key = f"rosetta:response:a:{stored.id}"
-        expiry = await redis.pexpiretime(response_key)
-        assert 0 < await redis.pttl(response_key) <= TTL * 1000
+        expiry = await redis.pexpiretime(response_key("a", stored.id))
+        assert 0 < await redis.pttl(response_key("a", stored.id)) <= TTL * 1000
         for one in (asked, said):
-            assert await redis.pexpiretime(f"rosetta:item:a:{one['id']}") == expiry
+            assert await redis.pexpiretime(item_key("a", one["id"])) == expiry
     finally:
         await store.delete(stored.id, "a")
         await store.close()

@@ -19,7 +19,7 @@ from gateway.app import create_app
 from gateway.store import open_store, purge_periodically
 from gateway.store.base import ResponseStore
 from gateway.store.postgres import PostgresStore
-from gateway.store.redis import RedisStore
+from gateway.store.redis import RedisStore, response_key
 from gateway.store.sqlite import SQLiteStore
 from tests.stores.support import BASE_TIME, POSTGRES_URL, REDIS_URL, TTL, Backend, Clock, chained, item, need
 from tests.stores.support import record as new_record
@@ -125,7 +125,7 @@ async def _expiry(kind: str, path: str, response_id: str) -> float:
         return float(row[0])
     if kind == "redis":
         redis = Redis.from_url(REDIS_URL)
-        milliseconds = await redis.pexpiretime(f"rosetta:response:a:{response_id}")
+        milliseconds = await redis.pexpiretime(response_key("a", response_id))
         await redis.aclose()
         return float(milliseconds) / 1000
     async with await psycopg.AsyncConnection.connect(POSTGRES_URL) as conn:
