@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 ACTIVE = ("queued", "in_progress")
 ABANDONED = "The gateway replica running this response stopped before it finished."
 PUBLISH_SECONDS = 0.25
+STORE_SECONDS = 5.0
+"""Longest wait on one store call of a run: a hung store must not hold its result forever."""
 """How often a run publishes new events to the store, and a stream on another replica looks for them."""
 
 
@@ -107,7 +109,11 @@ class BackgroundRuns:
         running = replace(
             record, response={**record.response, "status": "in_progress"}, lease_until=self.lease_until()
         )
-        await self._store.put(running)
+        try:
+            if not await asyncio.wait_for(self._store.put(running, if_status_in=ACTIVE), STORE_SECONDS):
+                return  # cancelled or deleted before it started
+        except Exception as exc:  # run anyway: the keeper publishes once the store answers again
+            logger.warning("background response %s: start not stored (%s)", record.id, type(exc).__name__)
         done = asyncio.Event()
         keeper = asyncio.create_task(self._keep(running, log, asyncio.current_task(), done))
         try:
@@ -126,16 +132,18 @@ class BackgroundRuns:
             await log.close()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper  # it stops between writes, so no publication lands after the result
-        current = await self._store.get(record.id, record.team)
-        if current is not None and current.response["status"] == "cancelled":
-            return
-        await self._store.put(replace(record, response=final, lease_until=None, events=log.events))
+        result = replace(record, response=final, lease_until=None, events=log.events)
+        try:  # not over a cancel or delete made meanwhile through any replica
+            await asyncio.wait_for(self._store.put(result, if_status_in=ACTIVE), STORE_SECONDS)
+        except Exception as exc:  # the lease will lapse and readers will see the run failed
+            logger.warning("background response %s: result not stored (%s)", record.id, type(exc).__name__)
 
     async def _keep(
         self, record: StoredResponse, log: EventLog, task: asyncio.Task[Any] | None, done: asyncio.Event
     ) -> None:
-        """While the run goes: publish its new events to the store (for streams on other replicas), renew
-        its lease, and stop it when another replica cancelled or deleted it."""
+        """While the run goes: publish its new events to the store (for streams on other replicas) and
+        renew its lease, only while it is still active there: a cancel or delete made through any replica
+        stops the run. A store that fails one pass is tried again at the next."""
         published = 0
         renewed = time.monotonic()
         while True:
@@ -146,15 +154,18 @@ class BackgroundRuns:
                 pass
             if len(log.events) == published and time.monotonic() - renewed < self._lease / 3:
                 continue
-            current = await self._store.get(record.id, record.team)
-            if current is None or current.response["status"] == "cancelled":
+            count = len(log.events)
+            update = replace(record, lease_until=self.lease_until(), events=log.events[:count])
+            try:
+                active = await asyncio.wait_for(self._store.put(update, if_status_in=ACTIVE), STORE_SECONDS)
+            except Exception as exc:
+                logger.warning("background response %s: not published (%s)", record.id, type(exc).__name__)
+                continue
+            if not active:
                 if task is not None:
                     task.cancel()  # cancelled (or deleted) through another replica
                 return
-            published, renewed = len(log.events), time.monotonic()
-            await self._store.put(
-                replace(record, lease_until=self.lease_until(), events=log.events[:published])
-            )
+            published, renewed = count, time.monotonic()
 
 
 async def follow_stored(
@@ -192,5 +203,6 @@ async def expire_if_abandoned(store: ResponseStore, record: StoredResponse) -> S
         {**record.response, "status": "failed", "error": {"code": "server_error", "message": ABANDONED}},
         record.input_items,
     )
-    await store.put(failed)
-    return failed
+    if await store.put(failed, if_status_in=ACTIVE):
+        return failed
+    return await store.get(record.id, record.team) or record  # it moved on meanwhile: show what it is now

@@ -15,8 +15,8 @@ from openai.types.responses import Response
 from gateway.app import create_app
 from gateway.store.base import StoredResponse
 from gateway.store.sqlite import SQLiteStore
-from tests.conftest import API_KEY, gateway_settings
-from tests.fakes.chat_completions import FakeChat
+from tests.conftest import API_KEY, UPSTREAM_KEY, gateway_settings
+from tests.fakes.chat_completions import FakeChat, create_fake_chat
 from tests.fakes.server import serve
 from tests.helpers import reachable
 from tests.invariants import check_stream, parse_sse
@@ -198,3 +198,50 @@ def test_a_background_response_reports_the_fields_it_dropped(sdk: openai.OpenAI)
     )
     assert reply.headers["x-rosetta-dropped-params"] == "user"
     assert poll(sdk, reply.parse().id, ("completed",)).status == "completed"
+
+
+def _settle(app: Any, response_id: str) -> None:
+    """Until the run of `response_id` in `app` has ended (its result written, or withheld)."""
+    deadline = time.monotonic() + 10
+    while app.state.gateway.runs.log(response_id) is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_a_delete_during_a_run_is_not_undone_when_it_ends(fake_upstream: tuple[FakeChat, str]) -> None:
+    app = create_app(gateway_settings(fake_upstream[1]))
+    with (
+        serve(app) as base_url,
+        openai.OpenAI(base_url=f"{base_url}/v5", api_key=API_KEY, max_retries=0) as client,
+    ):
+        queued = client.responses.create(model="fake/fake-hang-midstream", input="x", background=True)
+        poll(client, queued.id, ("in_progress",))
+        client.responses.delete(queued.id)
+        _settle(app, queued.id)  # the upstream read times out and the run ends failed
+        with pytest.raises(openai.NotFoundError):
+            client.responses.retrieve(queued.id)
+
+
+def test_a_store_that_fails_while_a_run_publishes_does_not_lose_its_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slow = create_fake_chat(api_key=UPSTREAM_KEY, write_delay=0.05)  # a stream of a second or two
+    with serve(slow) as upstream_url:
+        app = create_app(gateway_settings(f"{upstream_url}/v1"))
+        put = app.state.gateway.store.put
+        failures: list[str] = []
+
+        async def flaky_put(record: StoredResponse, *, if_status_in: tuple[str, ...] | None = None) -> bool:
+            if record.events and record.lease_until is not None and not failures:  # the first publication
+                failures.append(record.id)
+                raise ConnectionError("store blip")
+            return bool(await put(record, if_status_in=if_status_in))
+
+        monkeypatch.setattr(app.state.gateway.store, "put", flaky_put)
+        with (
+            serve(app) as base_url,
+            openai.OpenAI(base_url=f"{base_url}/v5", api_key=API_KEY, max_retries=0) as client,
+        ):
+            queued = client.responses.create(model="fake/fake-text", input="x", background=True)
+            final = poll(client, queued.id, ("completed", "failed"))
+    assert failures == [queued.id]
+    assert final.status == "completed" and final.output_text == "Hello there, friend!"
