@@ -259,10 +259,15 @@ class Gateway:
         if not record.response.get("background"):
             raise InvalidRequest("Only background responses can be cancelled.", code="invalid_request")
         if record.response["status"] in ACTIVE:
-            cancelled = {**record.response, "status": "cancelled"}
-            record = StoredResponse(record.id, record.team, cancelled, record.input_items)
-            await _reach(self.store.put(record))
-            self.runs.cancel_local(record.id)
+            cancelled = StoredResponse(
+                record.id, record.team, {**record.response, "status": "cancelled"}, record.input_items
+            )
+            if await _reach(self.store.put(cancelled, if_status_in=ACTIVE)):
+                self.runs.cancel_local(record.id)
+                record = cancelled
+            else:  # it finished (or was deleted) meanwhile: say what it is now
+                current = await _reach(self.store.get(record.id, record.team))
+                record = current or record
         return JSONResponse(record.response)
 
     async def compact(self, request: Request) -> Response:

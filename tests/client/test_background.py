@@ -245,3 +245,38 @@ def test_a_store_that_fails_while_a_run_publishes_does_not_lose_its_result(
             final = poll(client, queued.id, ("completed", "failed"))
     assert failures == [queued.id]
     assert final.status == "completed" and final.output_text == "Hello there, friend!"
+
+
+async def test_a_cancel_racing_the_end_of_a_run_leaves_the_result(
+    tmp_path: Path, fake_upstream: tuple[FakeChat, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancel read the response while it still ran; it finished before the cancel was written."""
+    running = {
+        "id": "resp_race",
+        "object": "response",
+        "status": "in_progress",
+        "background": True,
+        "output": [],
+    }
+    done = {**running, "status": "completed"}
+    path = str(tmp_path / "store.sqlite3")
+    store = SQLiteStore(path)
+    await store.put(StoredResponse("resp_race", "test", done, []))
+    await store.close()
+    app = create_app(gateway_settings(fake_upstream[1], store={"kind": "sqlite", "path": path}))
+    get = app.state.gateway.store.get
+    reads: list[str] = []
+
+    async def stale_first_read(response_id: str, team: str) -> StoredResponse | None:
+        reads.append(response_id)
+        if len(reads) == 1:
+            return StoredResponse(response_id, team, running, [], lease_until=time.time() + 60)
+        return await get(response_id, team)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(app.state.gateway.store, "get", stale_first_read)
+    with (
+        serve(app) as base_url,
+        openai.OpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0) as client,
+    ):
+        assert client.responses.cancel("resp_race").status == "completed"
+        assert client.responses.retrieve("resp_race").status == "completed"
