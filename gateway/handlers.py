@@ -375,8 +375,10 @@ class Gateway:
         return _event_stream(follow_stored(self.store, record, after), {})
 
     async def delete_response(self, request: Request) -> Response:
+        """A background run of it in this process stops at once (on another replica, at its next write)."""
         record = await self._stored(request)
         await _reach(self.store.delete(record.id, record.team))
+        self.runs.cancel_local(record.id)
         return JSONResponse({"id": record.id, "object": "response", "deleted": True})
 
     async def list_input_items(self, request: Request) -> Response:

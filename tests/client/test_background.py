@@ -208,6 +208,7 @@ def _settle(app: Any, response_id: str) -> None:
 
 
 def test_a_delete_during_a_run_is_not_undone_when_it_ends(fake_upstream: tuple[FakeChat, str]) -> None:
+    fake_upstream[0].reset()
     app = create_app(gateway_settings(fake_upstream[1]))
     with (
         serve(app) as base_url,
@@ -216,9 +217,10 @@ def test_a_delete_during_a_run_is_not_undone_when_it_ends(fake_upstream: tuple[F
         queued = client.responses.create(model="fake/fake-hang-midstream", input="x", background=True)
         poll(client, queued.id, ("in_progress",))
         client.responses.delete(queued.id)
-        _settle(app, queued.id)  # the upstream read times out and the run ends failed
+        _settle(app, queued.id)
         with pytest.raises(openai.NotFoundError):
             client.responses.retrieve(queued.id)
+    assert fake_upstream[0].wait_for_disconnects(1)  # the run stopped, and let go of the upstream
 
 
 def test_a_store_that_fails_while_a_run_publishes_does_not_lose_its_result(
