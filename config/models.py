@@ -72,6 +72,10 @@ class Server(_Config):
     """How long a background run stays `in_progress` without its replica's heartbeat."""
     upstream_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     """HTTP transport under the shared httpx client; aiohttp measured cheaper (bench/README.md)."""
+    drop_tool_types: list[str] = []
+    """Tool types the gateway does not serve (hosted tools, e.g. `web_search`, which Codex declares by
+    default) to remove from requests instead of refusing them; each removal is reported in
+    `x-rosetta-dropped-params` as `tools[i]`."""
     websocket_max_seconds: float = 3600.0
     """How long one Responses WebSocket connection may live (OpenAI's limit is 60 minutes)."""
 

@@ -29,7 +29,14 @@ from gateway.errors import (
     UnsupportedParameter,
 )
 from gateway.ids import new_id
-from gateway.intake import namespaced_names, parse_body, response_skeleton, to_canonical, wire_input
+from gateway.intake import (
+    drop_tools,
+    namespaced_names,
+    parse_body,
+    response_skeleton,
+    to_canonical,
+    wire_input,
+)
 from gateway.media import inline_media_urls
 from gateway.relay import iter_bytes, open_upstream, read_all
 from gateway.routing import Route, Router
@@ -62,6 +69,8 @@ class Call:
     route: Route
     history: list[JSON]
     canonical: CanonicalRequest
+    dropped: tuple[str, ...]
+    """Fields the gateway removed itself (`server.drop_tool_types`), before any adapter's own drops."""
 
 
 class JSONResponse(Response):
@@ -108,7 +117,9 @@ class Gateway:
         reply = collect_response(await read_all(upstream), route.adapter, canonical, encoder, new_id)
         if save is not None:
             await save(reply)
-        return JSONResponse(reply, headers=_reply_headers(reply["id"], vendor_request.dropped))
+        return JSONResponse(
+            reply, headers=_reply_headers(reply["id"], (*call.dropped, *vendor_request.dropped))
+        )
 
     def begin(self, call: Call) -> tuple[ResponsesEncoder, list[JSON]]:
         """A new response for `call`: its encoder, and the input items it will be stored with."""
@@ -129,8 +140,9 @@ class Gateway:
         adapter would drop is refused (400) where no response header can report the drop."""
         route = call.route
         vendor_request = route.adapter.build_request(call.canonical, route.target)
-        if vendor_request.dropped and not headers_reach_client:
-            name = vendor_request.dropped[0]
+        dropped = (*call.dropped, *vendor_request.dropped)
+        if dropped and not headers_reach_client:
+            name = dropped[0]
             raise UnsupportedParameter(
                 f"'{name}' cannot be carried to this model, and over a WebSocket there is no response"
                 " header to report dropping it: remove it, or use HTTP.",
@@ -139,7 +151,7 @@ class Gateway:
         upstream = await open_upstream(self.transport, vendor_request, route.adapter, route.config.timeouts)
         translator = route.adapter.open_stream(call.canonical, new_id)
         events = response_events(iter_bytes(upstream), translator, encoder, on_finish)
-        headers = _reply_headers(encoder.response["id"], vendor_request.dropped)
+        headers = _reply_headers(encoder.response["id"], dropped)
         return LiveStream(events, upstream.aclose, headers)
 
     async def _intake(self, request: Request) -> Call:
@@ -164,12 +176,13 @@ class Gateway:
             route = self.router.resolve_vendor(principal, body.model)
         else:
             route = self.router.resolve(principal, body.model)
+        body, dropped = drop_tools(body, self.settings.server.drop_tool_types)
         history = await self._history(body.previous_response_id, principal, recent or {})
         body = await self._resolve_references(body, principal, history)
         canonical = to_canonical(body, route.target.model, route.defaults, self.sealer, history)
         if route.config.fetch_media_urls:
             canonical = await inline_media_urls(canonical, self.transport, route.config.max_media_bytes)
-        return Call(principal, body, route, history, canonical)
+        return Call(principal, body, route, history, canonical, dropped)
 
     async def _resolve_references(
         self, body: CreateResponse, principal: Principal, history: list[JSON]
@@ -248,7 +261,7 @@ class Gateway:
             return encoder.response
 
         self.runs.start(record, work, log)
-        headers = _reply_headers(queued["id"], vendor_request.dropped)
+        headers = _reply_headers(queued["id"], (*call.dropped, *vendor_request.dropped))
         if canonical.stream:
             return _event_stream(log.follow(-1), headers)
         return JSONResponse(queued, headers=headers)
@@ -308,7 +321,9 @@ class Gateway:
             "encrypted_content": self.sealer.seal({"compaction": summary}),
             "created_by": "rosetta",
         }
-        headers = {"x-rosetta-dropped-params": "prompt_cache_key"} if body.prompt_cache_key else {}
+        cache_key = ("prompt_cache_key",) if body.prompt_cache_key else ()
+        dropped = (*call.dropped, *vendor_request.dropped, *cache_key)
+        headers = {"x-rosetta-dropped-params": ",".join(dropped)} if dropped else {}
         compacted = {
             "id": new_id("resp"),
             "object": "response.compaction",

@@ -8,7 +8,7 @@ their role, tool outputs without their call, and settings the gateway does not s
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 import orjson
@@ -207,6 +207,16 @@ _ID_PREFIX = {
     "function_call_output": "fco",
     "reasoning": "rs",
 }
+
+
+def drop_tools(body: w.CreateResponse, types: Collection[str]) -> tuple[w.CreateResponse, tuple[str, ...]]:
+    """`body` without its tools of `types` (those the operator lets the gateway remove rather than
+    refuse), and where they were (`tools[i]`) for the dropped-params header."""
+    dropped = tuple(f"tools[{i}]" for i, tool in enumerate(body.tools) if tool.get("type") in types)
+    if not dropped:
+        return body, ()
+    kept = [tool for tool in body.tools if tool.get("type") not in types]
+    return body.model_copy(update={"tools": kept}), dropped
 
 
 def wire_input(body: w.CreateResponse, new_id: Callable[[str], str]) -> list[dict[str, JSON]]:
