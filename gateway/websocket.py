@@ -104,6 +104,8 @@ class ResponsesSocket:
                 if text is None:
                     text = (message.get("bytes") or b"").decode("utf-8", "replace")
                 await self._dispatch(text)
+        except (WebSocketDisconnect, WebSocketDisconnected):
+            return  # gone while we answered a message
         finally:
             for worker in self._workers:
                 worker.cancel()
