@@ -1,8 +1,9 @@
-"""Load generators for the benchmark: `wrk` (JSON) and a lean asyncio HTTP/1.1 client (SSE, or JSON fallback).
+"""Load generators for the benchmark: `wrk` (JSON), a lean asyncio HTTP/1.1 client (SSE, or JSON fallback),
+and a lean WebSocket client (`websockets`' sans-I/O protocol in an asyncio protocol) for Responses turns.
 
-Both run closed-loop: `concurrency` keep-alive connections, each sending its next request as soon as the
-previous reply ended, for a fixed number of seconds. Both report completed requests, latency percentiles
-and the CPU the load generator itself burned (it shares the machine's cores with the gateway).
+All run closed-loop: `concurrency` persistent connections, each sending its next request (or turn) as soon
+as the previous reply ended, for a fixed number of seconds. All report completed requests, latency
+percentiles and the CPU the load generator itself burned (it shares the machine's cores with the gateway).
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import httptools
+import orjson
 import uvloop
+from websockets.client import ClientProtocol
+from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 
 @dataclass
@@ -61,6 +69,29 @@ class Target:
             *(f"{name}: {value}" for name, value in self.headers),
         ]
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + self.body
+
+
+@dataclass(frozen=True)
+class SocketTarget:
+    """A Responses WebSocket: a turn sends `message` (one text frame), reads frames up to a terminal one."""
+
+    host: str
+    port: int
+    path: str
+    message: str
+    headers: tuple[tuple[str, str], ...] = ()
+    compression: bool = False
+    """Offer permessage-deflate (the `websockets` client's own default; uvicorn accepts it)."""
+
+    @property
+    def uri(self) -> str:
+        return f"ws://{self.host}:{self.port}{self.path}"
+
+
+AnyTarget = Target | SocketTarget
+
+TERMINAL_EVENTS = {"response.completed": True, "response.failed": False, "response.incomplete": False}
+"""Event types that end a turn, and whether the turn counts as good; an `error` frame also ends it (bad)."""
 
 
 def percentile(sorted_values: list[float], pct: float) -> float:
@@ -202,6 +233,204 @@ def run_asyncio(target: Target, concurrency: int, seconds: float) -> LoadResult:
         loadgen_cpu_s=cpu,
         tool="asyncio",
     )
+
+
+# --------------------------------------------------------------------------------------------------------
+# WebSocket client
+
+
+class SocketConnection(asyncio.Protocol):
+    """One WebSocket client connection on `websockets`' sans-I/O protocol (its frame parser and masking, no
+    per-message futures or reader task); `turn()` sends a create and waits for the turn's terminal frame."""
+
+    def __init__(self, target: SocketTarget, record_types: bool = False) -> None:
+        extensions = enable_client_permessage_deflate(None) if target.compression else None
+        self.ws = ClientProtocol(parse_uri(target.uri), extensions=extensions, max_size=None)
+        self.headers = target.headers
+        self.transport: asyncio.Transport | None = None
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.lost: asyncio.Future[None] = loop.create_future()
+        self.waiter: asyncio.Future[bool] | None = None
+        self.first_frame = 0.0
+        self.last_frame = 0.0
+        self.types: list[str] | None = [] if record_types else None
+        """Every event type received, in order (for the startup check)."""
+        self.fragments: list[bytes] = []
+
+    @property
+    def closed(self) -> bool:
+        return self.lost.done()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        request = self.ws.connect()
+        for name, value in self.headers:
+            request.headers[name] = value
+        self.ws.send_request(request)
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for future in (self.opened, self.waiter):
+            if future is not None and not future.done():
+                future.set_exception(ConnectionError("connection closed mid-turn"))
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        self.ws.receive_data(data)
+        events = self.ws.events_received()
+        self._flush()  # pongs, close replies
+        for event in events:
+            if isinstance(event, Frame):
+                if event.opcode is Opcode.TEXT or event.opcode is Opcode.CONT:
+                    if not event.fin:
+                        self.fragments.append(bytes(event.data))
+                    elif self.fragments:
+                        self._message(b"".join([*self.fragments, event.data]))
+                        self.fragments = []
+                    else:
+                        self._message(event.data)
+            elif isinstance(event, Response) and not self.opened.done():
+                if self.ws.handshake_exc is not None:
+                    self.opened.set_exception(self.ws.handshake_exc)
+                else:
+                    self.opened.set_result(None)
+        if self.ws.state is State.CLOSED and self.transport is not None:
+            self.transport.close()
+
+    def _flush(self) -> None:
+        if self.transport is None:
+            return
+        for data in self.ws.data_to_send():
+            if data:
+                self.transport.write(data)
+            elif self.transport.can_write_eof():
+                self.transport.write_eof()
+
+    def _message(self, data: bytes | bytearray | memoryview) -> None:
+        now = time.perf_counter()
+        if not self.first_frame:
+            self.first_frame = now
+        kind = orjson.loads(data).get("type")
+        if self.types is not None:
+            self.types.append(str(kind))
+        if kind in TERMINAL_EVENTS or kind == "error":
+            self.last_frame = now
+            if self.waiter is not None and not self.waiter.done():
+                self.waiter.set_result(TERMINAL_EVENTS.get(kind, False))
+
+    async def turn(self, message: bytes) -> bool:
+        """Send one `response.create`; whether its turn ended `response.completed`. `first_frame` and
+        `last_frame` hold the perf_counter of its first and terminal frames."""
+        self.first_frame = 0.0
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.ws.send_text(message)
+        self._flush()
+        return await self.waiter
+
+    async def close(self) -> None:
+        """Closing handshake, then wait (briefly) for the server to close the TCP connection."""
+        if self.closed or self.transport is None:
+            return
+        if self.ws.state is State.OPEN:
+            self.ws.send_close(1000)
+            self._flush()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.lost), 5)
+        except TimeoutError:
+            self.transport.abort()
+
+
+async def open_socket(target: SocketTarget, record_types: bool = False) -> SocketConnection:
+    """Connect and complete the opening handshake (an HTTP 101; anything else raises)."""
+    loop = asyncio.get_running_loop()
+    _, conn = await loop.create_connection(
+        lambda: SocketConnection(target, record_types), target.host, target.port
+    )
+    await conn.opened
+    return conn
+
+
+async def _socket_worker(
+    target: SocketTarget,
+    message: bytes,
+    deadline: float,
+    latencies: list[float],
+    ttfbs: list[float],
+    errors: list[int],
+    ends: list[float],
+) -> None:
+    """One persistent connection; its next turn starts when the previous turn's terminal frame came."""
+    conn: SocketConnection | None = None
+    try:
+        while time.perf_counter() < deadline:
+            if conn is None or conn.closed:
+                conn = await open_socket(target)
+            start = time.perf_counter()
+            try:
+                good = await conn.turn(message)
+            except ConnectionError:
+                errors[0] += 1
+                conn = None
+                continue
+            if good:
+                latencies.append(conn.last_frame - start)
+                ttfbs.append(conn.first_frame - start)
+            else:
+                errors[0] += 1
+        ends.append(time.perf_counter())  # the run's wall time ends here, before the closing handshake
+    finally:
+        if conn is not None:
+            await conn.close()
+
+
+async def _drive_sockets(
+    target: SocketTarget, concurrency: int, seconds: float
+) -> tuple[list[float], list[float], int, float]:
+    message = target.message.encode()
+    latencies: list[float] = []
+    ttfbs: list[float] = []
+    errors = [0]
+    ends: list[float] = []
+    start = time.perf_counter()
+    deadline = start + seconds
+    await asyncio.gather(
+        *(
+            _socket_worker(target, message, deadline, latencies, ttfbs, errors, ends)
+            for _ in range(concurrency)
+        )
+    )
+    return latencies, ttfbs, errors[0], max(ends, default=time.perf_counter()) - start
+
+
+def run_websocket(target: SocketTarget, concurrency: int, seconds: float) -> LoadResult:
+    """Closed-loop WebSocket turns from this process (uvloop): `concurrency` connections opened at the start
+    of the run (inside its wall time) and closed after its last turns (outside it, but the gateway's CPU for
+    both handshakes is counted), each running one turn at a time."""
+    cpu0 = _cpu_self()
+    latencies, ttfbs, errors, wall = uvloop.run(_drive_sockets(target, concurrency, seconds))
+    cpu = _cpu_self() - cpu0
+    latencies.sort()
+    ttfbs.sort()
+    return LoadResult(
+        requests=len(latencies),
+        errors=errors,
+        wall_s=wall,
+        p50_ms=percentile(latencies, 50) * 1000,
+        p99_ms=percentile(latencies, 99) * 1000,
+        ttfb_p50_ms=percentile(ttfbs, 50) * 1000,
+        ttfb_p99_ms=percentile(ttfbs, 99) * 1000,
+        loadgen_cpu_s=cpu,
+        tool="websockets",
+    )
+
+
+def run_client(target: AnyTarget, concurrency: int, seconds: float) -> LoadResult:
+    """The in-process load generator for the target's kind: the WebSocket client or the HTTP one."""
+    if isinstance(target, SocketTarget):
+        return run_websocket(target, concurrency, seconds)
+    return run_asyncio(target, concurrency, seconds)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -1,13 +1,16 @@
-"""Rosetta gateway benchmark: `/v1/responses` (JSON and 20-delta SSE) against a fast fake upstream.
+"""Rosetta gateway benchmark: `/v1/responses` (JSON, 20-delta SSE, WebSocket turns) against a fast fake.
 
     .venv/bin/python bench/run.py [--quick] [--transport aiohttp|httpx|both] [--profile DIR] [--json FILE]
 
 Starts, each in its own process group: the fake Chat Completions upstream (bench/fake_upstream.py), one
 single-worker gateway per transport under test (`python -m gateway`, a temp config pointing at the fake),
-then for each mode (json, stream) x concurrency (1, 16, 64) drives closed-loop load for a fixed number
-of seconds against the upstream directly (the baseline) and against each gateway, interleaved so that
-background noise on the shared machine hits all targets alike. JSON load comes from `wrk -t1` when
-installed (else the asyncio client); SSE load from the asyncio client, which reads every stream to its end.
+then for each mode (json, stream, websocket) x concurrency (1, 16, 64) drives closed-loop load for a fixed
+number of seconds against the upstream directly (the baseline) and against each gateway, interleaved so
+that background noise on the shared machine hits all targets alike. JSON load comes from `wrk -t1` when
+installed (else the asyncio client); SSE load from the asyncio client, which reads every stream to its end;
+WebSocket load from a lean client on `websockets`' sans-I/O protocol, one persistent connection per client
+running turn after turn.
+The stream and websocket modes share the same baseline: the upstream's streamed chat completion over HTTP.
 
 Gateway CPU is utime+stime of the gateway PID (/proc/<pid>/stat) before and after each run, divided by
 the good requests; RSS is VmRSS after the run. See bench/README.md for the columns and caveats.
@@ -16,6 +19,7 @@ the good requests; RSS is VmRSS after the run. See bench/README.md for the colum
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import http.client
 import itertools
@@ -34,7 +38,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from loadgen import LoadResult, Target, run_asyncio, run_wrk, wrk_available
+import uvloop
+from loadgen import (
+    AnyTarget,
+    LoadResult,
+    SocketTarget,
+    Target,
+    open_socket,
+    run_client,
+    run_wrk,
+    wrk_available,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
@@ -43,7 +57,16 @@ API_KEY = "bench-key"
 MODEL = "bench"
 UPSTREAM_MODEL = "fake-model"
 PROMPT = "Say hello in one short sentence."
-CPU_TARGET_MS = {"json": 1.0, "stream": 2.0}
+CPU_TARGET_MS = {"json": 1.0, "stream": 2.0, "stream-nostore": 2.0, "websocket": 2.0}
+"""Gateway CPU ms per request; a WebSocket turn is held to the stream target."""
+MODES = tuple(CPU_TARGET_MS)
+DEFAULT_MODES = "json,stream,websocket"
+MODE_TITLES = {
+    "json": "JSON (non-streaming)",
+    "stream": "SSE stream ({deltas} text deltas)",
+    "stream-nostore": "SSE stream, `store: false` ({deltas} text deltas)",
+    "websocket": "WebSocket turns ({deltas} text deltas, `store: false`, one persistent connection each)",
+}
 NOISY_CORES = 0.25
 """A run during which the rest of the machine kept more than this many cores busy is flagged as noisy."""
 RPS_TOLERANCE = 0.10
@@ -226,10 +249,12 @@ class Measurement:
         return self.gateway_cpu_s / self.load.wall_s
 
 
-def gateway_target(service: Service, stream: bool) -> Target:
+def gateway_target(service: Service, stream: bool, store: bool | None = None) -> Target:
     body: dict[str, object] = {"model": MODEL, "input": PROMPT}
     if stream:
         body["stream"] = True
+    if store is not None:
+        body["store"] = store
     return Target(
         HOST,
         service.port,
@@ -238,6 +263,27 @@ def gateway_target(service: Service, stream: bool) -> Target:
         (("Authorization", f"Bearer {API_KEY}"),),
         marker=b"event: response.completed" if stream else None,
     )
+
+
+def socket_target(service: Service, compression: bool) -> SocketTarget:
+    message = {"type": "response.create", "model": MODEL, "input": PROMPT, "store": False}
+    return SocketTarget(
+        HOST,
+        service.port,
+        "/v1/responses",
+        json.dumps(message, separators=(",", ":")),
+        (("Authorization", f"Bearer {API_KEY}"),),
+        compression=compression,
+    )
+
+
+def mode_target(mode: str, service: Service, args: argparse.Namespace) -> AnyTarget:
+    """What a gateway is sent in `mode`."""
+    if mode == "websocket":
+        return socket_target(service, args.ws_compression)
+    if mode == "stream-nostore":
+        return gateway_target(service, True, store=False)
+    return gateway_target(service, mode == "stream")
 
 
 def direct_target(service: Service, stream: bool) -> Target:
@@ -259,9 +305,9 @@ def measure_once(
     mode: str,
     concurrency: int,
     name: str,
-    target: Target,
+    target: AnyTarget,
     seconds: float,
-    loadgen: Callable[[Target, int, float], LoadResult],
+    loadgen: Callable[[AnyTarget, int, float], LoadResult],
     upstream: Service,
     gateway: Service | None,
     pin: bool,
@@ -298,7 +344,7 @@ def measure_once(
 def measure_cell(
     mode: str,
     concurrency: int,
-    cells: list[tuple[str, Target, Service | None]],
+    cells: list[tuple[str, AnyTarget, Service | None]],
     args: argparse.Namespace,
     upstream: Service,
 ) -> list[Measurement]:
@@ -309,18 +355,23 @@ def measure_cell(
     were not noisy (other processes busy on more than NOISY_CORES) when there is at least one such run.
     """
     use_wrk = mode == "json" and args.loadgen != "asyncio" and wrk_available()
-    loadgen = run_wrk if use_wrk else run_asyncio
+
+    def loadgen(target: AnyTarget, concurrency: int, seconds: float) -> LoadResult:
+        if use_wrk and isinstance(target, Target):
+            return run_wrk(target, concurrency, seconds)
+        return run_client(target, concurrency, seconds)
+
     runs: dict[str, list[Measurement]] = defaultdict(list)
     for repeat in range(args.repeat):
         for name, target, gateway in cells:
             if repeat == 0:
-                run_asyncio(target, concurrency, args.warmup)
+                run_client(target, concurrency, args.warmup)
             m = measure_once(
                 mode, concurrency, name, target, args.duration, loadgen, upstream, gateway, args.pin
             )
             runs[name].append(m)
             print(
-                f"  {mode:6} c={concurrency:<3} {name:8} {m.load.rps:8,.0f} req/s  "
+                f"  {mode:14} c={concurrency:<3} {name:8} {m.load.rps:8,.0f} req/s  "
                 f"p50 {m.load.p50_ms:7.2f} ms  gw CPU {fmt(m.gateway_cpu_ms)} ms/req  "
                 f"other load {m.other_cores:.2f} cores  calibration {m.calibration_ms:.0f} ms",
                 flush=True,
@@ -361,6 +412,30 @@ def sanity_check(gateway: Service, expected_deltas: int) -> None:
             raise RuntimeError(f"{gateway.name}: JSON reply not completed: {body[:500]!r}")
 
 
+def socket_check(gateway: Service, expected_deltas: int, compression: bool) -> None:
+    """Two turns on one WebSocket: each must end `response.completed` with exactly the expected deltas."""
+    target = socket_target(gateway, compression)
+
+    async def check() -> None:
+        conn = await asyncio.wait_for(open_socket(target, record_types=True), 10)
+        try:
+            for turn in (1, 2):
+                assert conn.types is not None
+                conn.types.clear()
+                good = await asyncio.wait_for(conn.turn(target.message.encode()), 10)
+                types = conn.types
+                deltas = types.count("response.output_text.delta")
+                if not good or types[-1] != "response.completed" or deltas != expected_deltas:
+                    raise RuntimeError(
+                        f"{gateway.name}: WebSocket turn {turn} ended {types[-1]!r} after {deltas} text "
+                        f"deltas (expected response.completed after {expected_deltas}): {types}"
+                    )
+        finally:
+            await conn.close()
+
+    uvloop.run(check())
+
+
 # --------------------------------------------------------------------------------------------------------
 # profiling
 
@@ -371,7 +446,7 @@ def py_spy() -> str | None:
 
 
 def profile(
-    gateway: Service, mode: str, concurrency: int, seconds: float, out_dir: Path, target: Target
+    gateway: Service, mode: str, concurrency: int, seconds: float, out_dir: Path, target: AnyTarget
 ) -> Path | None:
     """Sample the gateway with `py-spy record` (raw collapsed stacks) while load runs.
 
@@ -400,7 +475,7 @@ def profile(
     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         time.sleep(0.3)  # let py-spy attach
-        run_asyncio(target, concurrency, seconds)
+        run_client(target, concurrency, seconds)
         _, err = spy.communicate(timeout=seconds + 30)
     finally:
         if spy.poll() is None:
@@ -490,12 +565,14 @@ def render(results: list[Measurement], transports: list[str], deltas: int) -> st
     fastest = min((m.calibration_ms for m in results if m.calibration_ms > 0), default=0.0)
     lines: list[str] = []
     for mode in dict.fromkeys(m.mode for m in results):
-        title = "JSON (non-streaming)" if mode == "json" else f"SSE stream ({deltas} text deltas)"
+        title = MODE_TITLES[mode].format(deltas=deltas)
+        unit = "turn" if mode == "websocket" else "req"  # (a WebSocket table's direct rows are requests)
+        rate = "turns/s" if mode == "websocket" else "req/s"
         lines += [
             f"#### {title}",
             "",
-            "| conc | target | req/s | p50 ms | p99 ms | TTFB p50 ms | added p50 ms | gw CPU ms/req "
-            "| gw CPU % | gw sys share | gw RSS MB | loadgen CPU ms/req | upstream CPU ms/req "
+            f"| conc | target | {rate} | p50 ms | p99 ms | TTFB p50 ms | added p50 ms | gw CPU ms/{unit} "
+            f"| gw CPU % | gw sys share | gw RSS MB | loadgen CPU ms/{unit} | upstream CPU ms/{unit} "
             "| other load (cores) | slowdown | errors |",
             "| ---: | --- " + "| ---: " * 14 + "|",
         ]
@@ -577,11 +654,15 @@ def code_version(root: Path) -> str:
 def environment(args: argparse.Namespace) -> str:
     load = os.getloadavg()
     wrk = "wrk -t1" if wrk_available() and args.loadgen != "asyncio" else "asyncio client"
+    ws_load = ""
+    if "websocket" in args.modes:
+        deflate = "permessage-deflate" if args.ws_compression else "no compression"
+        ws_load = f" · WebSocket load: websockets client ({deflate})"
     return (
         f"{time.strftime('%Y-%m-%d %H:%M')} · {code_version(args.gateway_root)} · {os.cpu_count()} cores · "
         f"Python {platform.python_version()} · "
         f"load avg {load[0]:.2f} · {args.duration:g} s per run (+{args.warmup:g} s warm-up), "
-        f"repeat {args.repeat} · JSON load: {wrk} · stream load: asyncio client · "
+        f"repeat {args.repeat} · JSON load: {wrk} · stream load: asyncio client{ws_load} · "
         f"upstream delta gap {args.delta_gap_ms:g} ms"
     )
 
@@ -633,6 +714,8 @@ def services(args: argparse.Namespace, transports: list[str]) -> Iterator[tuple[
             wait_ready(service)
         for gateway in gateways.values():
             sanity_check(gateway, args.deltas)
+            if "websocket" in args.modes:
+                socket_check(gateway, args.deltas, args.ws_compression)
         yield upstream, gateways
         failed = False
     finally:
@@ -651,7 +734,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="2 s runs, 0.5 s warm-up")
     parser.add_argument("--transport", choices=["aiohttp", "httpx", "both"], default="both")
-    parser.add_argument("--modes", default="json,stream", help="comma-separated: json,stream")
+    parser.add_argument(
+        "--modes",
+        default=DEFAULT_MODES,
+        help=f"comma-separated, of {','.join(MODES)} (default {DEFAULT_MODES})",
+    )
     parser.add_argument("--concurrency", default="1,16,64", help="comma-separated levels")
     parser.add_argument("--duration", type=float, help="seconds per measured run (default 5, --quick 2)")
     parser.add_argument("--warmup", type=float, help="seconds of unmeasured load before each run")
@@ -659,6 +746,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loadgen", choices=["auto", "asyncio"], default="auto", help="JSON load generator")
     parser.add_argument("--deltas", type=int, default=20, help="content deltas per upstream stream")
     parser.add_argument("--delta-gap-ms", type=float, default=0.0, help="upstream pause between SSE events")
+    parser.add_argument(
+        "--ws-compression",
+        action="store_true",
+        help="WebSocket client offers permessage-deflate (the websockets default; uvicorn accepts it)",
+    )
     parser.add_argument("--profile", type=Path, help="also py-spy each gateway under load; write stacks here")
     parser.add_argument("--profile-concurrency", type=int, default=16)
     parser.add_argument("--json", type=Path, help="write raw results here")
@@ -682,6 +774,9 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {1})  # this process (the asyncio load generator) and wrk, its child
     transports = ["aiohttp", "httpx"] if args.transport == "both" else [args.transport]
     modes = [m for m in args.modes.split(",") if m]
+    if unknown := [m for m in modes if m not in MODES]:
+        parser.error(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
+    args.modes = modes
     levels = [int(c) for c in args.concurrency.split(",") if c]
     if args.loadgen == "auto" and not wrk_available():
         print("note: wrk not found (`apt-get install -y wrk`); JSON load falls back to the asyncio client")
@@ -693,18 +788,18 @@ def main(argv: list[str] | None = None) -> int:
     profiles: list[Path] = []
     with services(args, transports) as (upstream, gateways):
         for mode in modes:
-            stream = mode == "stream"
+            stream = mode != "json"  # stream, stream-nostore and websocket share the streamed baseline
             for concurrency in levels:
-                cells: list[tuple[str, Target, Service | None]] = [
+                cells: list[tuple[str, AnyTarget, Service | None]] = [
                     ("direct", direct_target(upstream, stream), None)
                 ]
-                cells += [(t, gateway_target(g, stream), g) for t, g in gateways.items()]
+                cells += [(t, mode_target(mode, g, args), g) for t, g in gateways.items()]
                 results += measure_cell(mode, concurrency, cells, args, upstream)
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
             for gateway in gateways.values():
                 for mode in modes:
-                    target = gateway_target(gateway, mode == "stream")
+                    target = mode_target(mode, gateway, args)
                     out = profile(
                         gateway, mode, args.profile_concurrency, args.duration, args.profile, target
                     )
