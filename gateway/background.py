@@ -1,10 +1,11 @@
 """Background responses: run a request inside the gateway while the client polls.
 
 The run belongs to the replica that started it and survives the client going away. While it runs, a
-keeper task publishes its events to the store (so a stream opened on any replica follows it live),
+keeper task appends its new events to the store (so a stream opened on any replica follows it live),
 renews its lease and watches for a cancel written by any replica; if the replica dies, the lease lapses
 and the next read marks the response failed instead of leaving it `in_progress` forever
-(`expire_if_abandoned`).
+(`expire_if_abandoned`). Publishing only appends: each event is written once while the run goes, and the
+whole stream once more with the result.
 """
 
 from __future__ import annotations
@@ -13,20 +14,20 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from gateway.store.base import ResponseStore, StoredResponse
+from gateway.store.base import ACTIVE, ResponseStore, StoredResponse
 
 logger = logging.getLogger(__name__)
-ACTIVE = ("queued", "in_progress")
 ABANDONED = "The gateway replica running this response stopped before it finished."
 PUBLISH_SECONDS = 0.25
+"""How often a run publishes new events to the store, and a stream on another replica looks for them."""
 STORE_SECONDS = 5.0
 """Longest wait on one store call of a run: a hung store must not hold its result forever."""
-"""How often a run publishes new events to the store, and a stream on another replica looks for them."""
 
 
 class EventLog:
@@ -107,15 +108,20 @@ class BackgroundRuns:
         self, record: StoredResponse, work: Callable[[], Awaitable[dict[str, Any]]], log: EventLog
     ) -> None:
         running = replace(
-            record, response={**record.response, "status": "in_progress"}, lease_until=self.lease_until()
+            record,
+            response={**record.response, "status": "in_progress"},
+            lease_until=self.lease_until(),
+            events=None,
         )
+        started = False
         try:
-            if not await asyncio.wait_for(self._store.put(running, if_status_in=ACTIVE), STORE_SECONDS):
+            started = await asyncio.wait_for(self._store.put(running, if_status_in=ACTIVE), STORE_SECONDS)
+            if not started:
                 return  # cancelled or deleted before it started
-        except Exception as exc:  # run anyway: the keeper publishes once the store answers again
+        except Exception as exc:  # run anyway: the keeper stores it once the store answers again
             logger.warning("background response %s: start not stored (%s)", record.id, type(exc).__name__)
         done = asyncio.Event()
-        keeper = asyncio.create_task(self._keep(running, log, asyncio.current_task(), done))
+        keeper = asyncio.create_task(self._keep(running, log, asyncio.current_task(), done, started))
         try:
             final = await work()
         except asyncio.CancelledError:
@@ -139,54 +145,68 @@ class BackgroundRuns:
             logger.warning("background response %s: result not stored (%s)", record.id, type(exc).__name__)
 
     async def _keep(
-        self, record: StoredResponse, log: EventLog, task: asyncio.Task[Any] | None, done: asyncio.Event
+        self,
+        record: StoredResponse,
+        log: EventLog,
+        task: asyncio.Task[Any] | None,
+        done: asyncio.Event,
+        started: bool,
     ) -> None:
-        """While the run goes: publish its new events to the store (for streams on other replicas) and
-        renew its lease, only while it is still active there: a cancel or delete made through any replica
-        stops the run. A store that fails one pass is tried again at the next."""
+        """While the run goes: append its new events to the store (for streams on other replicas) and
+        renew its lease (`record`, without events, every third of it; at once if the run's start was not
+        stored), only while it is still active there: a cancel or delete made through any replica stops
+        the run. A store that fails one pass is tried again at the next, from where it stopped."""
         published = 0
-        renewed = time.monotonic()
+        renewed = time.monotonic() if started else -math.inf
         while True:
             try:
                 await asyncio.wait_for(done.wait(), PUBLISH_SECONDS)
                 return
             except TimeoutError:
                 pass
-            if len(log.events) == published and time.monotonic() - renewed < self._lease / 3:
-                continue
-            count = len(log.events)
-            update = replace(record, lease_until=self.lease_until(), events=log.events[:count])
             try:
-                active = await asyncio.wait_for(self._store.put(update, if_status_in=ACTIVE), STORE_SECONDS)
+                count = len(log.events)
+                if count > published:
+                    events = log.events[published:count]
+                    append = self._store.append_events(record.id, record.team, published, events)
+                    if not await asyncio.wait_for(append, STORE_SECONDS):
+                        break
+                    published = count
+                if time.monotonic() - renewed >= self._lease / 3:
+                    renew = self._store.put(
+                        replace(record, lease_until=self.lease_until()), if_status_in=ACTIVE
+                    )
+                    if not await asyncio.wait_for(renew, STORE_SECONDS):
+                        break
+                    renewed = time.monotonic()
             except Exception as exc:
                 logger.warning("background response %s: not published (%s)", record.id, type(exc).__name__)
-                continue
-            if not active:
-                if task is not None:
-                    task.cancel()  # cancelled (or deleted) through another replica
-                return
-            published, renewed = count, time.monotonic()
+        if task is not None:
+            task.cancel()  # cancelled (or deleted) through another replica
 
 
 async def follow_stored(
     store: ResponseStore, record: StoredResponse, after: int
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """The events after `after` of a run on another replica (or one that has finished), as its runner
-    publishes them, until it ends. A run that ends without its terminal event in the store (cancelled,
-    deleted, or its replica died) ends the stream there."""
+    """The events after `after` of a run on another replica (or one that has finished): while it runs,
+    those its runner publishes, as they come; once it has ended, the rest from its stored stream. A run
+    that ends without its stream in the store (cancelled, deleted, or its replica died) ends the stream
+    there. The record is read again only when no new events came: events coming say it still runs."""
     index = after + 1
-    while True:
-        events = record.events or []
-        if len(events) > index:
-            yield events[index:]
-            index = len(events)
-        if record.response["status"] not in ACTIVE:
-            return
+    while record.response["status"] in ACTIVE:
+        batch = await store.get_events(record.id, record.team, index - 1)
+        if batch:
+            yield batch
+            index += len(batch)
         await asyncio.sleep(PUBLISH_SECONDS)
-        current = await store.get(record.id, record.team)
-        if current is None:
-            return
-        record = await expire_if_abandoned(store, current)
+        if not batch:
+            current = await store.get(record.id, record.team)
+            if current is None:
+                return
+            record = await expire_if_abandoned(store, current)
+    events = record.events or []
+    if len(events) > index:
+        yield events[index:]
 
 
 async def expire_if_abandoned(store: ResponseStore, record: StoredResponse) -> StoredResponse:

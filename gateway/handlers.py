@@ -18,7 +18,7 @@ from starlette.responses import Response, StreamingResponse
 
 from config.models import Settings
 from gateway.auth import KeyRing, Principal
-from gateway.background import ACTIVE, BackgroundRuns, EventLog, expire_if_abandoned, follow_stored
+from gateway.background import BackgroundRuns, EventLog, expire_if_abandoned, follow_stored
 from gateway.encoder import ResponsesEncoder
 from gateway.errors import (
     InvalidRequest,
@@ -42,7 +42,7 @@ from gateway.relay import iter_bytes, open_upstream, read_all
 from gateway.routing import Route, Router
 from gateway.sealing import Sealer
 from gateway.sse import encode_event
-from gateway.store.base import ResponseStore, StoredResponse
+from gateway.store.base import ACTIVE, ResponseStore, StoredResponse
 from gateway.stream import FinishHook, collect_response, response_events, wire_events
 from schemas.canonical import InputText
 from schemas.canonical import Message as CanonicalMessage

@@ -7,6 +7,9 @@ from typing import Any, Protocol
 
 JSON = Any
 
+ACTIVE = ("queued", "in_progress")
+"""The statuses of a background run still going: the only ones `append_events` publishes over."""
+
 
 @dataclass(frozen=True)
 class StoredResponse:
@@ -23,7 +26,8 @@ class StoredResponse:
     lease_until: float | None = None
     """Background runs only: until when (epoch seconds) the replica running it vouches for it."""
     events: list[dict[str, JSON]] | None = None
-    """Background runs only, once finished: the stream's wire events, for `GET …?stream=true`."""
+    """Background runs only, once finished: the stream's wire events, for `GET …?stream=true`. While a run
+    goes, its events are published apart, one at a time (`ResponseStore.append_events`)."""
     history_length: int = field(default=0, compare=False)
     """How many leading `input_items` came from an earlier response's chain: those are indexed already
     (by the response that introduced them), so `put` indexes only the rest. A write-time hint, not part of
@@ -80,12 +84,35 @@ class ResponseStore(Protocol):
         None when absent, expired, deleted with its response, or another team's."""
         ...
 
+    async def append_events(
+        self, response_id: str, team: str, start: int, events: list[dict[str, JSON]]
+    ) -> bool:
+        """Publish a background run's next wire `events`, as positions `start`, `start + 1`, … of its
+        stream, for `get_events` on any replica; whether it did. Only rows are added: what is published
+        already is never rewritten, so a run's publications cost what they publish.
+
+        Like `put(..., if_status_in=ACTIVE)` it writes only while the live response of that team and id
+        is still running, checked and written in one atomic step against every other process's put and
+        delete: False once it was cancelled, finished, deleted or has expired (or was never stored), and
+        then nothing is added. Idempotent: positions published already keep what they hold, so a
+        publication retried after a failure (same `start`) adds only what had not landed. `start` is at
+        most the number of events published so far (else ValueError): a stream has no gaps. Published
+        events live as long as their response: `delete` and `purge_expired` take them with it."""
+        ...
+
+    async def get_events(self, response_id: str, team: str, after: int) -> list[dict[str, JSON]]:
+        """The published events at positions after `after` (-1: all), in order; [] when there are none, or
+        the response is absent, expired, deleted or another team's."""
+        ...
+
     async def delete(self, response_id: str, team: str) -> bool:
-        """Whether a live response was deleted; the index entries it introduced go with it."""
+        """Whether a live response was deleted; the index entries it introduced and its published events
+        go with it."""
         ...
 
     async def purge_expired(self) -> int:
-        """Delete the responses (and index entries) whose retention has passed; how many responses.
+        """Delete the responses (with their index entries and published events) whose retention has passed;
+        how many responses.
 
         `get` already hides expired rows: this only reclaims space. Stores that expire entries
         themselves (Redis) return 0."""

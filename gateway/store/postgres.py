@@ -18,7 +18,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from gateway.store.base import JSON, StoredResponse, new_items
+from gateway.store.base import ACTIVE, JSON, StoredResponse, new_items
 from gateway.store.migrations import pending
 
 MIGRATION_LOCK_KEY = 0x726F7365747461
@@ -46,6 +46,40 @@ ON CONFLICT (team, id) DO UPDATE SET body = EXCLUDED.body, expires_at = EXCLUDED
 _PUT_IF_STATUS = f"""
 UPDATE rosetta_responses SET body = %(body)s, expires_at = %(expires_at)s
 WHERE team = %(team)s AND id = %(id)s AND {_LIVE} AND body->'response'->>'status' = ANY(%(statuses)s)
+"""
+
+# The response row, locked (FOR SHARE) until the transaction ends if it is live and running: a delete or
+# put of it (cancel, final result) waits for the events appended meanwhile, and one that got there first
+# is seen (READ COMMITTED re-reads the row it waited for), so nothing is appended after it.
+_LOCK_IF_RUNNING = f"""
+SELECT 1 FROM rosetta_responses
+WHERE team = %(team)s AND id = %(id)s AND {_LIVE} AND body->'response'->>'status' = ANY(%(statuses)s)
+FOR SHARE
+"""
+
+_PUBLISHED = """
+SELECT coalesce(max(seq) + 1, 0) FROM rosetta_events WHERE team = %(team)s AND response_id = %(id)s
+"""
+
+_APPEND_EVENT = """
+INSERT INTO rosetta_events (team, response_id, seq, body) VALUES (%(team)s, %(id)s, %(seq)s, %(body)s)
+ON CONFLICT DO NOTHING
+"""
+
+# A response's published events are read only while it is live (they go with it: delete, purge).
+_EVENTS_AFTER = """
+SELECT e.body FROM rosetta_events e JOIN rosetta_responses r ON r.team = e.team AND r.id = e.response_id
+WHERE e.team = %(team)s AND e.response_id = %(id)s AND e.seq > %(after)s
+AND (r.expires_at IS NULL OR r.expires_at > %(now)s)
+ORDER BY e.seq
+"""
+
+_PURGE = """
+WITH expired AS (DELETE FROM rosetta_responses WHERE expires_at <= %(now)s RETURNING team, id),
+events AS (
+    DELETE FROM rosetta_events e USING expired x WHERE e.team = x.team AND e.response_id = x.id
+)
+SELECT count(*) FROM expired
 """
 
 
@@ -134,6 +168,39 @@ class PostgresStore:
             cursor = await conn.execute(sql, args)
             return await cursor.fetchone()
 
+    async def append_events(
+        self, response_id: str, team: str, start: int, events: list[dict[str, JSON]]
+    ) -> bool:
+        """In one transaction that holds the response row (`_LOCK_IF_RUNNING`) while it appends."""
+        if start < 0:
+            raise ValueError(f"events start at position 0, not {start}")
+        args = {"team": team, "id": response_id, "now": self._now(), "statuses": list(ACTIVE)}
+        pool = await self._connection_pool()
+        async with pool.connection() as conn, conn.transaction():
+            cursor = await conn.execute(_LOCK_IF_RUNNING, args)
+            if await cursor.fetchone() is None:
+                return False
+            cursor = await conn.execute(_PUBLISHED, args)
+            row = await cursor.fetchone()
+            published = int(row[0]) if row else 0
+            if start > published:
+                raise ValueError(f"events from position {start} would leave a gap after {published}")
+            rows = [
+                {"team": team, "id": response_id, "seq": start + i, "body": Jsonb(event, dumps=_dumps)}
+                for i, event in enumerate(events)
+            ][published - start :]
+            if rows:
+                async with conn.cursor() as events_cursor:
+                    await events_cursor.executemany(_APPEND_EVENT, rows)
+        return True
+
+    async def get_events(self, response_id: str, team: str, after: int) -> list[dict[str, JSON]]:
+        args = {"team": team, "id": response_id, "after": after, "now": self._now()}
+        pool = await self._connection_pool()
+        async with pool.connection() as conn:
+            cursor = await conn.execute(_EVENTS_AFTER, args)
+            return [dict(body) for (body,) in await cursor.fetchall()]
+
     async def delete(self, response_id: str, team: str) -> bool:
         args = {"team": team, "id": response_id, "now": self._now()}
         pool = await self._connection_pool()
@@ -145,15 +212,19 @@ class PostgresStore:
             await conn.execute(
                 "DELETE FROM rosetta_items WHERE team = %(team)s AND response_id = %(id)s", args
             )
+            await conn.execute(
+                "DELETE FROM rosetta_events WHERE team = %(team)s AND response_id = %(id)s", args
+            )
         return row is not None and bool(row[0])
 
     async def purge_expired(self) -> int:
         now = {"now": self._now()}
         pool = await self._connection_pool()
         async with pool.connection() as conn, conn.transaction():
-            cursor = await conn.execute("DELETE FROM rosetta_responses WHERE expires_at <= %(now)s", now)
+            cursor = await conn.execute(_PURGE, now)  # the responses, and their published events
+            row = await cursor.fetchone()
             await conn.execute("DELETE FROM rosetta_items WHERE expires_at <= %(now)s", now)
-            return cursor.rowcount
+            return int(row[0]) if row else 0
 
     async def close(self) -> None:
         """Also after a failed migration, which leaves the pool open (closing a closed pool is a no-op)."""

@@ -16,12 +16,13 @@ from typing import Any, TypeVar
 
 import orjson
 
-from gateway.store.base import JSON, StoredResponse, new_items
+from gateway.store.base import ACTIVE, JSON, StoredResponse, new_items
 from gateway.store.migrations import pending
 
 _T = TypeVar("_T")
 
 _LIVE = "(expires_at IS NULL OR expires_at > :now)"
+_LIVE_RESPONSE = f"SELECT body FROM responses WHERE id = :id AND team = :team AND {_LIVE}"
 
 # An item stays with the response that introduced it: a later response carrying the same id (its chain's
 # history, a background run's next put of itself) only refreshes it if it is that response, or takes it
@@ -32,6 +33,19 @@ VALUES (:team, :item_id, :response_id, :body, :expires_at)
 ON CONFLICT (team, item_id) DO UPDATE
 SET response_id = excluded.response_id, body = excluded.body, expires_at = excluded.expires_at
 WHERE items.response_id = excluded.response_id OR items.expires_at <= :now
+"""
+
+_PUBLISHED = "SELECT coalesce(max(seq) + 1, 0) FROM events WHERE team = :team AND response_id = :id"
+_APPEND_EVENT = "INSERT INTO events (team, response_id, seq, body) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+# A response's published events are read only while it is live (they go with it: delete, purge).
+_EVENTS_AFTER = """
+SELECT e.body FROM events e JOIN responses r ON r.id = e.response_id AND r.team = e.team
+WHERE e.team = :team AND e.response_id = :id AND e.seq > :after
+AND (r.expires_at IS NULL OR r.expires_at > :now)
+ORDER BY e.seq
+"""
+_PURGE_EVENTS = """
+DELETE FROM events WHERE (team, response_id) IN (SELECT team, id FROM responses WHERE expires_at <= :now)
 """
 
 
@@ -90,8 +104,9 @@ class SQLiteStore:
 
         def write(db: sqlite3.Connection) -> bool:
             if if_status_in is not None:
-                live = f"SELECT body FROM responses WHERE id = :id AND team = :team AND {_LIVE}"
-                row = db.execute(live, {"id": record.id, "team": record.team, "now": now}).fetchone()
+                row = db.execute(
+                    _LIVE_RESPONSE, {"id": record.id, "team": record.team, "now": now}
+                ).fetchone()
                 if row is None or _status(row[0]) not in if_status_in:
                     return False
             db.execute(
@@ -104,8 +119,7 @@ class SQLiteStore:
         return await asyncio.to_thread(self._atomically, write)
 
     async def get(self, response_id: str, team: str) -> StoredResponse | None:
-        sql = f"SELECT body FROM responses WHERE id = :id AND team = :team AND {_LIVE}"
-        body = await self._live_body(sql, {"id": response_id, "team": team})
+        body = await self._live_body(_LIVE_RESPONSE, {"id": response_id, "team": team})
         return None if body is None else StoredResponse.from_body(response_id, team, body)
 
     async def get_item(self, item_id: str, team: str) -> dict[str, JSON] | None:
@@ -118,6 +132,33 @@ class SQLiteStore:
         rows = await asyncio.to_thread(self._run, sql, {**args, "now": self._clock()})
         return orjson.loads(rows[0][0]) if rows else None
 
+    async def append_events(
+        self, response_id: str, team: str, start: int, events: list[dict[str, JSON]]
+    ) -> bool:
+        """Checked and written in one write transaction, as `put(..., if_status_in=...)` is."""
+        if start < 0:
+            raise ValueError(f"events start at position 0, not {start}")
+        args = {"id": response_id, "team": team, "now": self._clock()}
+        bodies = [orjson.dumps(event) for event in events]
+
+        def write(db: sqlite3.Connection) -> bool:
+            row = db.execute(_LIVE_RESPONSE, args).fetchone()
+            if row is None or _status(row[0]) not in ACTIVE:
+                return False
+            (published,) = db.execute(_PUBLISHED, args).fetchone()
+            if start > published:
+                raise ValueError(f"events from position {start} would leave a gap after {published}")
+            rows = [(team, response_id, start + i, body) for i, body in enumerate(bodies)]
+            db.executemany(_APPEND_EVENT, rows[published - start :])
+            return True
+
+        return await asyncio.to_thread(self._atomically, write)
+
+    async def get_events(self, response_id: str, team: str, after: int) -> list[dict[str, JSON]]:
+        args = {"id": response_id, "team": team, "after": after, "now": self._clock()}
+        rows = await asyncio.to_thread(self._run, _EVENTS_AFTER, args)
+        return [orjson.loads(body) for (body,) in rows]
+
     async def delete(self, response_id: str, team: str) -> bool:
         args = {"id": response_id, "team": team, "now": self._clock()}
 
@@ -126,6 +167,7 @@ class SQLiteStore:
             found = live.fetchone() is not None
             db.execute("DELETE FROM responses WHERE id = :id AND team = :team", args)
             db.execute("DELETE FROM items WHERE team = :team AND response_id = :id", args)
+            db.execute("DELETE FROM events WHERE team = :team AND response_id = :id", args)
             return found
 
         return await asyncio.to_thread(self._atomically, remove)
@@ -134,6 +176,7 @@ class SQLiteStore:
         now = {"now": self._clock()}
 
         def purge(db: sqlite3.Connection) -> int:
+            db.execute(_PURGE_EVENTS, now)  # first: the expired responses say whose
             removed = db.execute("DELETE FROM responses WHERE expires_at <= :now", now).rowcount
             db.execute("DELETE FROM items WHERE expires_at <= :now", now)
             return removed

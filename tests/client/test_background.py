@@ -226,27 +226,114 @@ def test_a_delete_during_a_run_is_not_undone_when_it_ends(fake_upstream: tuple[F
 def test_a_store_that_fails_while_a_run_publishes_does_not_lose_its_result(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    slow = create_fake_chat(api_key=UPSTREAM_KEY, write_delay=0.05)  # a stream of a second or two
+    slow = create_fake_chat(api_key=UPSTREAM_KEY, write_delay=0.01)  # a stream of a second or two
     with serve(slow) as upstream_url:
         app = create_app(gateway_settings(f"{upstream_url}/v1"))
-        put = app.state.gateway.store.put
+        append_events = app.state.gateway.store.append_events
         failures: list[str] = []
+        starts: list[int] = []
 
-        async def flaky_put(record: StoredResponse, *, if_status_in: tuple[str, ...] | None = None) -> bool:
-            if record.events and record.lease_until is not None and not failures:  # the first publication
-                failures.append(record.id)
+        async def flaky_append(response_id: str, team: str, start: int, events: list[Any]) -> bool:
+            starts.append(start)
+            if not failures:  # the first publication
+                failures.append(response_id)
                 raise ConnectionError("store blip")
-            return bool(await put(record, if_status_in=if_status_in))
+            return bool(await append_events(response_id, team, start, events))
 
-        monkeypatch.setattr(app.state.gateway.store, "put", flaky_put)
+        monkeypatch.setattr(app.state.gateway.store, "append_events", flaky_append)
         with (
             serve(app) as base_url,
             openai.OpenAI(base_url=f"{base_url}/v5", api_key=API_KEY, max_retries=0) as client,
         ):
             queued = client.responses.create(model="fake/fake-text", input="x", background=True)
             final = poll(client, queued.id, ("completed", "failed"))
+            replayed = events_of(client.responses.retrieve(queued.id, stream=True))
     assert failures == [queued.id]
+    assert starts[:2] == [0, 0]  # the next pass publishes again from where the failed one started
     assert final.status == "completed" and final.output_text == "Hello there, friend!"
+    assert check_stream(replayed)["status"] == "completed"
+
+
+def test_a_publication_writes_only_the_new_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While it runs, each publication appends the events since the one before (never the stream again)
+    and each lease renewal puts the record without events; the result is put once, with all of them."""
+    slow = create_fake_chat(api_key=UPSTREAM_KEY, write_delay=0.01)  # a stream of about two seconds
+    with serve(slow) as upstream_url:
+        settings = gateway_settings(f"{upstream_url}/v1")
+        server = settings.server.model_copy(update={"background_lease_seconds": 0.6})  # renewed every 0.2 s
+        app = create_app(settings.model_copy(update={"server": server}))
+        store = app.state.gateway.store
+        put, append_events = store.put, store.append_events
+        appends: list[tuple[int, list[Any]]] = []
+        puts: list[StoredResponse] = []
+
+        async def recording_append(response_id: str, team: str, start: int, events: list[Any]) -> bool:
+            appends.append((start, list(events)))
+            return bool(await append_events(response_id, team, start, events))
+
+        async def recording_put(
+            record: StoredResponse, *, if_status_in: tuple[str, ...] | None = None
+        ) -> bool:
+            puts.append(record)
+            return bool(await put(record, if_status_in=if_status_in))
+
+        monkeypatch.setattr(store, "append_events", recording_append)
+        monkeypatch.setattr(store, "put", recording_put)
+        with (
+            serve(app) as base_url,
+            openai.OpenAI(base_url=f"{base_url}/v5", api_key=API_KEY, max_retries=0) as client,
+        ):
+            queued = client.responses.create(model="fake/fake-text", input="x", background=True)
+            assert poll(client, queued.id, ("completed", "failed")).status == "completed"
+            _settle(app, queued.id)
+            replayed = events_of(client.responses.retrieve(queued.id, stream=True))
+    assert len(appends) >= 2
+    assert all(events for _, events in appends)
+    starts = [start for start, _ in appends]
+    assert starts == [sum(len(events) for _, events in appends[:i]) for i in range(len(appends))]
+    published = [event for _, events in appends for event in events]
+    queued_put, *running_puts, result = puts
+    assert queued_put.response["status"] == "queued"
+    assert len(running_puts) >= 2  # the run's start, then lease renewals
+    assert all(p.events is None and p.lease_until is not None for p in running_puts)
+    assert all(p.response["status"] == "in_progress" for p in running_puts)
+    assert result.lease_until is None and result.response["status"] == "completed"
+    assert result.events is not None and result.events[: len(published)] == published
+    assert replayed == result.events
+
+
+def test_a_stream_on_another_replica_follows_the_run_to_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replica two follows the run on replica one as one publishes it and, once it has finished, takes the
+    rest from the stored stream: every event once, in order, to the terminal one."""
+    slow = create_fake_chat(api_key=UPSTREAM_KEY, write_delay=0.01)  # a stream of about two seconds
+    path = str(tmp_path / "store.sqlite3")
+    with serve(slow) as upstream_url:
+        settings = gateway_settings(f"{upstream_url}/v1", store={"kind": "sqlite", "path": path})
+        one, two = create_app(settings), create_app(settings)
+        get_events = two.state.gateway.store.get_events
+        live: list[int] = []
+
+        async def counting_get_events(response_id: str, team: str, after: int) -> list[Any]:
+            events: list[Any] = await get_events(response_id, team, after)
+            live.append(len(events))
+            return events
+
+        monkeypatch.setattr(two.state.gateway.store, "get_events", counting_get_events)
+        with (
+            serve(one) as first_url,
+            serve(two) as second_url,
+            openai.OpenAI(base_url=f"{first_url}/v5", api_key=API_KEY, max_retries=0) as first,
+            openai.OpenAI(base_url=f"{second_url}/v5", api_key=API_KEY, max_retries=0) as second,
+        ):
+            queued = first.responses.create(model="fake/fake-text", input="x", background=True)
+            followed = events_of(second.responses.retrieve(queued.id, stream=True, starting_after=0))
+            whole = events_of(first.responses.retrieve(queued.id, stream=True))
+    assert any(live)  # some came from the run's publications, while it ran
+    assert followed == whole[1:]
+    assert [event["sequence_number"] for event in followed] == list(range(1, len(whole)))
+    assert check_stream(whole)["output"][0]["content"][0]["text"] == "Hello there, friend!"
 
 
 async def test_a_cancel_racing_the_end_of_a_run_leaves_the_result(

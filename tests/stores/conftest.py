@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from gateway.store.base import ResponseStore
 from gateway.store.postgres import PostgresStore
 from gateway.store.redis import RedisStore
 from gateway.store.sqlite import SQLiteStore
 from tests.stores.support import POSTGRES_URL, REDIS_URL, TTL, Backend, Clock, need
 
-ROSETTA_TABLES = ("rosetta_items", "rosetta_responses", "rosetta_schema_version")
+ROSETTA_TABLES = ("rosetta_events", "rosetta_items", "rosetta_responses", "rosetta_schema_version")
 
 
 async def _backend(kind: str) -> Backend:
@@ -39,6 +41,25 @@ async def timed(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     opened = await _backend(request.param)
     yield opened
     await opened.store.close()
+
+
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
+async def replicas(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[ResponseStore, ...]]:
+    """Two stores over the same data, as two gateway replicas have (SQLite: two connections to one file)."""
+    need(request.param)
+    stores: tuple[ResponseStore, ...]
+    if request.param == "sqlite":
+        path = str(tmp_path / "responses.sqlite3")
+        stores = SQLiteStore(path, TTL), SQLiteStore(path, TTL)
+    elif request.param == "redis":
+        stores = RedisStore(REDIS_URL, TTL), RedisStore(REDIS_URL, TTL)
+    else:
+        stores = PostgresStore(POSTGRES_URL, ttl_seconds=TTL), PostgresStore(POSTGRES_URL, ttl_seconds=TTL)
+    yield stores
+    for store in stores:
+        await store.close()
 
 
 @pytest.fixture

@@ -5,19 +5,14 @@ from another replica is never undone by the runner's next progress or final put.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-import pytest
 from redis.asyncio import Redis
 
 from gateway.store.base import ResponseStore, StoredResponse
-from gateway.store.postgres import PostgresStore
-from gateway.store.redis import RedisStore, response_key
-from gateway.store.sqlite import SQLiteStore
-from tests.stores.support import POSTGRES_URL, REDIS_URL, TTL, Backend, chained, item, need
+from gateway.store.redis import response_key
+from tests.stores.support import REDIS_URL, TTL, Backend, chained, item
 
 ACTIVE = ("queued", "in_progress")
 ROUNDS = 50
@@ -123,25 +118,6 @@ async def test_an_unconditional_put_still_writes_anything_and_says_so(backend: B
     assert await backend.store.put(stored) is True
     assert await backend.store.get(stored.id, "a") == stored
     await backend.store.delete(stored.id, "a")
-
-
-@pytest.fixture(params=["sqlite", "redis", "postgres"])
-async def replicas(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[ResponseStore, ...]]:
-    """Two stores over the same data, as two gateway replicas have (SQLite: two connections to one file)."""
-    need(request.param)
-    stores: tuple[ResponseStore, ...]
-    if request.param == "sqlite":
-        path = str(tmp_path / "responses.sqlite3")
-        stores = SQLiteStore(path, TTL), SQLiteStore(path, TTL)
-    elif request.param == "redis":
-        stores = RedisStore(REDIS_URL, TTL), RedisStore(REDIS_URL, TTL)
-    else:
-        stores = PostgresStore(POSTGRES_URL, ttl_seconds=TTL), PostgresStore(POSTGRES_URL, ttl_seconds=TTL)
-    yield stores
-    for store in stores:
-        await store.close()
 
 
 async def test_a_delete_racing_the_runners_put_always_wins(replicas: tuple[ResponseStore, ...]) -> None:

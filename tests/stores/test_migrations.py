@@ -113,7 +113,7 @@ async def test_a_failing_sqlite_migration_leaves_the_file_as_it_was(
 ) -> None:
     path = tmp_path / "responses.sqlite3"
     ids = _old_sqlite_file(path)
-    broken = Migration(3, "0003_broken.sql", "CREATE TABLE half_done (a);\nSELECT * FROM no_such_table;\n")
+    broken = Migration(4, "0004_broken.sql", "CREATE TABLE half_done (a);\nSELECT * FROM no_such_table;\n")
     monkeypatch.setattr(
         gateway.store.sqlite, "pending", lambda backend, current: (*migrations(backend), broken)
     )

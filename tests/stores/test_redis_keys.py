@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 
-from gateway.store.redis import RedisStore, item_key, response_key
+from gateway.store.redis import RedisStore, events_key, item_key, response_key
 from tests.stores.support import REDIS_URL, TTL, chained, item, need
 
 
@@ -20,6 +20,9 @@ def test_no_two_team_and_id_pairs_share_a_key() -> None:
     ]
     assert len({response_key(team, key) for team, key in pairs}) == len(pairs)
     assert len({item_key(team, key) for team, key in pairs}) == len(pairs)
+    assert len({events_key(team, key) for team, key in pairs}) == len(pairs)
+    kinds = [response_key, item_key, events_key]
+    assert len({kind(team, key) for kind in kinds for team, key in pairs}) == len(kinds) * len(pairs)
 
 
 async def test_a_team_cannot_reach_a_colon_named_teams_records_through_crafted_ids() -> None:
