@@ -219,7 +219,12 @@ def run_asyncio(target: Target, concurrency: int, seconds: float) -> LoadResult:
     """Closed-loop load from this process (uvloop); its CPU is measured as the load generator's."""
     cpu0 = _cpu_self()
     latencies, ttfbs, errors, wall = uvloop.run(_drive(target, concurrency, seconds))
-    cpu = _cpu_self() - cpu0
+    return _measured(latencies, ttfbs, errors, wall, _cpu_self() - cpu0, "asyncio")
+
+
+def _measured(
+    latencies: list[float], ttfbs: list[float], errors: int, wall: float, cpu: float, tool: str
+) -> LoadResult:
     latencies.sort()
     ttfbs.sort()
     return LoadResult(
@@ -231,7 +236,7 @@ def run_asyncio(target: Target, concurrency: int, seconds: float) -> LoadResult:
         ttfb_p50_ms=percentile(ttfbs, 50) * 1000,
         ttfb_p99_ms=percentile(ttfbs, 99) * 1000,
         loadgen_cpu_s=cpu,
-        tool="asyncio",
+        tool=tool,
     )
 
 
@@ -410,20 +415,7 @@ def run_websocket(target: SocketTarget, concurrency: int, seconds: float) -> Loa
     both handshakes is counted), each running one turn at a time."""
     cpu0 = _cpu_self()
     latencies, ttfbs, errors, wall = uvloop.run(_drive_sockets(target, concurrency, seconds))
-    cpu = _cpu_self() - cpu0
-    latencies.sort()
-    ttfbs.sort()
-    return LoadResult(
-        requests=len(latencies),
-        errors=errors,
-        wall_s=wall,
-        p50_ms=percentile(latencies, 50) * 1000,
-        p99_ms=percentile(latencies, 99) * 1000,
-        ttfb_p50_ms=percentile(ttfbs, 50) * 1000,
-        ttfb_p99_ms=percentile(ttfbs, 99) * 1000,
-        loadgen_cpu_s=cpu,
-        tool="websockets",
-    )
+    return _measured(latencies, ttfbs, errors, wall, _cpu_self() - cpu0, "websockets")
 
 
 def run_client(target: AnyTarget, concurrency: int, seconds: float) -> LoadResult:

@@ -232,12 +232,15 @@ def test_leaving_mid_turn_cancels_the_upstream_request(gateway: str, fake: FakeC
     assert fake.wait_for_disconnects(1)
 
 
-def test_the_connection_ends_at_its_time_limit(fake_upstream: tuple[FakeChat, str]) -> None:
+def _limited(fake_upstream: tuple[FakeChat, str], seconds: float) -> Any:
+    """A gateway whose WebSocket connections live `seconds`."""
     settings = gateway_settings(fake_upstream[1])
-    settings = settings.model_copy(
-        update={"server": settings.server.model_copy(update={"websocket_max_seconds": 0.2})}
-    )
-    with serve(create_app(settings)) as base_url:
+    server = settings.server.model_copy(update={"websocket_max_seconds": seconds})
+    return serve(create_app(settings.model_copy(update={"server": server})))
+
+
+def test_the_connection_ends_at_its_time_limit(fake_upstream: tuple[FakeChat, str]) -> None:
+    with _limited(fake_upstream, 0.2) as base_url:
         with connect(
             f"ws://{base_url.removeprefix('http://')}/v1/responses", additional_headers=_auth()
         ) as ws:
@@ -339,11 +342,7 @@ def test_busy_lanes_are_capped_per_connection(gateway: str, fake: FakeChat) -> N
 
 
 def test_time_up_mid_turn_ends_the_turn_and_the_connection(fake_upstream: tuple[FakeChat, str]) -> None:
-    settings = gateway_settings(fake_upstream[1])
-    settings = settings.model_copy(
-        update={"server": settings.server.model_copy(update={"websocket_max_seconds": 0.5})}
-    )
-    with serve(create_app(settings)) as base_url:
+    with _limited(fake_upstream, 0.5) as base_url:
         with connect(
             f"ws://{base_url.removeprefix('http://')}/v5/responses", additional_headers=_auth()
         ) as ws:
