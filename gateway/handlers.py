@@ -474,7 +474,8 @@ def _event_stream(batches: AsyncIterator[list[JSON]], headers: dict[str, str]) -
 async def _reach(call: Awaitable[T]) -> T:
     """A store call; a store that cannot be reached is this request's 503, never a hang or a 500."""
     try:
-        return await asyncio.wait_for(call, STORE_TIMEOUT)
+        async with asyncio.timeout(STORE_TIMEOUT):  # unlike wait_for, no task per call
+            return await call
     except RosettaError:
         raise
     except Exception as exc:
