@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import httpx
@@ -16,6 +16,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from adapters.base import VendorRequest
 from config.models import Settings
 from gateway.auth import KeyRing, Principal
 from gateway.background import BackgroundRuns, EventLog, expire_if_abandoned, follow_stored
@@ -72,6 +73,12 @@ class Call:
     dropped: tuple[str, ...]
     """Fields the gateway removed itself (`server.drop_tool_types`), before any adapter's own drops."""
 
+    def vendor_request(self, canonical: CanonicalRequest | None = None) -> VendorRequest:
+        """The route's vendor request for `canonical` (default: the call's own); its `dropped` lists every
+        field left out, the gateway's own drops first, so one place reports them all."""
+        request = self.route.adapter.build_request(canonical or self.canonical, self.route.target)
+        return replace(request, dropped=(*self.dropped, *request.dropped))
+
 
 class JSONResponse(Response):
     media_type = "application/json"
@@ -112,14 +119,12 @@ class Gateway:
                 headers={**live.headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 background=BackgroundTask(live.close),
             )
-        vendor_request = route.adapter.build_request(canonical, route.target)
+        vendor_request = call.vendor_request()
         upstream = await open_upstream(self.transport, vendor_request, route.adapter, route.config.timeouts)
         reply = collect_response(await read_all(upstream), route.adapter, canonical, encoder, new_id)
         if save is not None:
             await save(reply)
-        return JSONResponse(
-            reply, headers=_reply_headers(reply["id"], (*call.dropped, *vendor_request.dropped))
-        )
+        return JSONResponse(reply, headers=_reply_headers(reply["id"], vendor_request.dropped))
 
     def begin(self, call: Call) -> tuple[ResponsesEncoder, list[JSON]]:
         """A new response for `call`: its encoder, and the input items it will be stored with."""
@@ -139,10 +144,9 @@ class Gateway:
         the response's wire events as they arrive; the caller closes it when done or gone. A field the
         adapter would drop is refused (400) where no response header can report the drop."""
         route = call.route
-        vendor_request = route.adapter.build_request(call.canonical, route.target)
-        dropped = (*call.dropped, *vendor_request.dropped)
-        if dropped and not headers_reach_client:
-            name = dropped[0]
+        vendor_request = call.vendor_request()
+        if vendor_request.dropped and not headers_reach_client:
+            name = vendor_request.dropped[0]
             raise UnsupportedParameter(
                 f"'{name}' cannot be carried to this model, and over a WebSocket there is no response"
                 " header to report dropping it: remove it, or use HTTP.",
@@ -151,7 +155,7 @@ class Gateway:
         upstream = await open_upstream(self.transport, vendor_request, route.adapter, route.config.timeouts)
         translator = route.adapter.open_stream(call.canonical, new_id)
         events = response_events(iter_bytes(upstream), translator, encoder, on_finish)
-        headers = _reply_headers(encoder.response["id"], dropped)
+        headers = _reply_headers(encoder.response["id"], vendor_request.dropped)
         return LiveStream(events, upstream.aclose, headers)
 
     async def _intake(self, request: Request) -> Call:
@@ -214,7 +218,7 @@ class Gateway:
         route, canonical = call.route, call.canonical
         count_request = route.adapter.build_count_request(canonical, route.target)
         if count_request is None:
-            estimate = -(-len(route.adapter.build_request(canonical, route.target).body) // 4)
+            estimate = -(-len(call.vendor_request().body) // 4)
             return JSONResponse({"object": "response.input_tokens", "input_tokens": estimate})
         upstream = await open_upstream(self.transport, count_request, route.adapter, route.config.timeouts)
         count = route.adapter.parse_count(await read_all(upstream))
@@ -227,9 +231,7 @@ class Gateway:
         it in this process. The run always streams from upstream, so any client can resume its events."""
         route, canonical = call.route, call.canonical
         streaming = canonical.model_copy(update={"stream": True})
-        vendor_request = route.adapter.build_request(
-            streaming, route.target
-        )  # a 400 before anything is queued
+        vendor_request = call.vendor_request(streaming)  # a 400 before anything is queued
         log = EventLog()
         started = encoder.start(queued=True)
         queued = started[0]["response"]
@@ -261,7 +263,7 @@ class Gateway:
             return encoder.response
 
         self.runs.start(record, work, log)
-        headers = _reply_headers(queued["id"], (*call.dropped, *vendor_request.dropped))
+        headers = _reply_headers(queued["id"], vendor_request.dropped)
         if canonical.stream:
             return _event_stream(log.follow(-1), headers)
         return JSONResponse(queued, headers=headers)
@@ -298,7 +300,7 @@ class Gateway:
                 "input": (*canonical.input, ask),
             }
         )
-        vendor_request = route.adapter.build_request(summarise, route.target)
+        vendor_request = call.vendor_request(summarise)
         upstream = await open_upstream(self.transport, vendor_request, route.adapter, route.config.timeouts)
         skeleton = response_skeleton(body, summarise, new_id("resp"), _now())
         encoder = ResponsesEncoder(skeleton, new_id, _now, self.sealer.seal)
@@ -322,7 +324,7 @@ class Gateway:
             "created_by": "rosetta",
         }
         cache_key = ("prompt_cache_key",) if body.prompt_cache_key else ()
-        dropped = (*call.dropped, *vendor_request.dropped, *cache_key)
+        dropped = (*vendor_request.dropped, *cache_key)
         headers = {"x-rosetta-dropped-params": ",".join(dropped)} if dropped else {}
         compacted = {
             "id": new_id("resp"),
