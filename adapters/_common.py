@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 
 import orjson
 
-from gateway.errors import VendorProtocolError
+from gateway.errors import UnsupportedParameter, VendorProtocolError
+from schemas import canonical as c
 
 JSON = Any
 T = TypeVar("T")
@@ -75,3 +76,14 @@ class Turns:
             self.turns[-1][self.key].extend(pieces)
         else:
             self.turns.append({"role": role, self.key: pieces})
+
+
+def system_text(item: c.Message, param: str, carrier: str) -> str:
+    """A system/developer message as the plain text a vendor's system field takes (`carrier` names that
+    field in the 400 for a part that is not text)."""
+    texts = []
+    for i, part in enumerate(item.content):
+        if not isinstance(part, c.InputText):
+            raise UnsupportedParameter(f"{carrier} carry text only.", param=f"{param}.content[{i}]")
+        texts.append(part.text)
+    return "\n".join(texts)

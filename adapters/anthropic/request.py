@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from adapters._common import Turns, parse_data_url
+from adapters._common import Turns, parse_data_url, system_text
 from adapters.anthropic.options import AnthropicOptions
 from gateway.errors import InvalidRequest, UnsupportedParameter
 from schemas import canonical as c
@@ -62,7 +62,7 @@ def _conversation(request: c.Request, model: str) -> tuple[str, list[dict[str, J
         param = f"input[{index}]"
         match item:
             case c.Message(role="system" | "developer"):
-                system.append(_system_text(item, param))
+                system.append(system_text(item, param, "Anthropic system prompts"))
             case c.Message(role="user"):
                 turns.add(
                     "user", [_user_block(p, f"{param}.content[{i}]") for i, p in enumerate(item.content)]
@@ -88,17 +88,6 @@ def _valid_turns(messages: list[dict[str, JSON]]) -> list[dict[str, JSON]]:
     if messages and messages[0]["role"] != "user":
         messages.insert(0, {"role": "user", "content": [{"type": "text", "text": FIRST_TURN_PLACEHOLDER}]})
     return messages
-
-
-def _system_text(item: c.Message, param: str) -> str:
-    texts = []
-    for i, part in enumerate(item.content):
-        if not isinstance(part, c.InputText):
-            raise UnsupportedParameter(
-                "Anthropic system prompts carry text only.", param=f"{param}.content[{i}]"
-            )
-        texts.append(part.text)
-    return "\n".join(texts)
 
 
 def _assistant_blocks(item: c.Message) -> list[dict[str, JSON]]:

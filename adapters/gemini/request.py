@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from adapters._common import Turns, parse_data_url
+from adapters._common import Turns, parse_data_url, system_text
 from adapters.gemini.options import GeminiOptions
 from adapters.gemini.schema import narrow
 from gateway.errors import InvalidRequest, UnsupportedParameter
@@ -79,7 +79,7 @@ def _conversation(
         param = f"input[{index}]"
         match item:
             case c.Message(role="system" | "developer"):
-                system.append(_system_text(item, param))
+                system.append(system_text(item, param, "Gemini system instructions"))
             case c.Message(role="user"):
                 turns.add(
                     "user", [_user_part(p, f"{param}.content[{i}]") for i, p in enumerate(item.content)]
@@ -97,17 +97,6 @@ def _conversation(
             case c.Reasoning():
                 pass  # its signatures were gathered above; Gemini has no thought turn to replay
     return "\n\n".join(s for s in system if s.strip()), turns.turns
-
-
-def _system_text(item: c.Message, param: str) -> str:
-    texts = []
-    for i, part in enumerate(item.content):
-        if not isinstance(part, c.InputText):
-            raise UnsupportedParameter(
-                "Gemini system instructions carry text only.", param=f"{param}.content[{i}]"
-            )
-        texts.append(part.text)
-    return "\n".join(texts)
 
 
 def _model_text(item: c.Message, replay: Replay) -> list[dict[str, JSON]]:
