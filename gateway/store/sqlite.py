@@ -104,10 +104,8 @@ class SQLiteStore:
 
         def write(db: sqlite3.Connection) -> bool:
             if if_status_in is not None:
-                row = db.execute(
-                    _LIVE_RESPONSE, {"id": record.id, "team": record.team, "now": now}
-                ).fetchone()
-                if row is None or _status(row[0]) not in if_status_in:
+                status = _live_status(db, {"id": record.id, "team": record.team, "now": now})
+                if status not in if_status_in:
                     return False
             db.execute(
                 "INSERT OR REPLACE INTO responses (id, team, body, expires_at) VALUES (?, ?, ?, ?)",
@@ -142,8 +140,7 @@ class SQLiteStore:
         bodies = [orjson.dumps(event) for event in events]
 
         def write(db: sqlite3.Connection) -> bool:
-            row = db.execute(_LIVE_RESPONSE, args).fetchone()
-            if row is None or _status(row[0]) not in ACTIVE:
+            if _live_status(db, args) not in ACTIVE:
                 return False
             (published,) = db.execute(_PUBLISHED, args).fetchone()
             if start > published:
@@ -188,9 +185,10 @@ class SQLiteStore:
             self._db.close()
 
 
-def _status(body: bytes) -> object:
-    """A stored body's `response["status"]` (None if it has none)."""
-    response = orjson.loads(body).get("response")
+def _live_status(db: sqlite3.Connection, args: dict[str, Any]) -> object:
+    """The `response["status"]` of the live row `args` names (None if there is none, or it has none)."""
+    row = db.execute(_LIVE_RESPONSE, args).fetchone()
+    response = orjson.loads(row[0]).get("response") if row is not None else None
     return response.get("status") if isinstance(response, dict) else None
 
 
