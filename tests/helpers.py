@@ -67,3 +67,17 @@ def brief(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         index = event.get("content_index", event.get("summary_index"))
         rows.append((event["type"], event.get("output_index"), index, detail))
     return rows
+
+
+def socket_turn(conn: Any) -> list[dict[str, Any]]:
+    """One turn's events from an SDK `responses.connect()` connection, up to and including its terminal
+    event (or its error frame)."""
+    events: list[dict[str, Any]] = []
+    while not events or events[-1]["type"] not in (
+        "response.completed",
+        "response.failed",
+        "response.incomplete",
+        "error",
+    ):
+        events.append(conn.recv().model_dump(mode="json", exclude_unset=True))
+    return events

@@ -21,6 +21,7 @@ from gateway.websocket import MAX_LANES, RecentResponses
 from tests.conftest import API_KEY, MAX_BODY, OTHER_TEAM_KEY, gateway_settings
 from tests.fakes.chat_completions import FakeChat
 from tests.fakes.server import serve
+from tests.helpers import socket_turn
 from tests.invariants import check_stream
 
 Connection = Any
@@ -32,25 +33,15 @@ def client(gateway: str) -> Iterator[openai.OpenAI]:
         yield client
 
 
-def turn(conn: Connection) -> list[dict[str, Any]]:
-    """Events up to and including the turn's terminal event (or its error frame)."""
-    events: list[dict[str, Any]] = []
-    while True:
-        event = conn.recv().model_dump(mode="json", exclude_unset=True)
-        events.append(event)
-        if event["type"] in ("response.completed", "response.failed", "response.incomplete", "error"):
-            return events
-
-
 def completed(conn: Connection) -> dict[str, Any]:
-    events = turn(conn)
+    events = socket_turn(conn)
     response = check_stream(events)
     assert response["status"] == "completed", events[-1]
     return response
 
 
 def error_of(conn: Connection) -> dict[str, Any]:
-    (frame,) = turn(conn)
+    (frame,) = socket_turn(conn)
     assert frame["type"] == "error"
     return frame
 
@@ -58,7 +49,7 @@ def error_of(conn: Connection) -> dict[str, Any]:
 def test_a_turn_streams_the_same_events_as_sse(client: openai.OpenAI, fake: FakeChat) -> None:
     with client.responses.connect() as conn:
         conn.response.create(model="m-text", input="Say hello", store=False)
-        events = turn(conn)
+        events = socket_turn(conn)
     response = check_stream(events)
     assert [e["type"] for e in events[:2]] == ["response.created", "response.in_progress"]
     assert response["status"] == "completed"

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from tests.conftest import API_KEY
 from tests.fakes._common import FakeUpstream
+from tests.helpers import socket_turn
 from tests.invariants import check_stream, parse_sse
 
 set_tracing_disabled(True)
@@ -356,9 +357,7 @@ def test_tool_round_trip_over_a_websocket_with_store_false(route: Route) -> None
 
 
 def _socket_turn(conn: Any) -> dict[str, Any]:
-    events: list[dict[str, Any]] = []
-    while not events or events[-1]["type"] not in ("response.completed", "response.failed", "error"):
-        events.append(conn.recv().model_dump(mode="json", exclude_unset=True))
+    events = socket_turn(conn)
     response = check_stream(events)
     assert response["status"] == "completed", events[-1]
     return response

@@ -14,6 +14,7 @@ import pytest
 from openai import OpenAI
 
 from tests.e2e.conftest import API_KEY
+from tests.helpers import socket_turn
 from tests.invariants import check_stream
 
 WEATHER_TOOL: Any = {
@@ -128,9 +129,6 @@ def test_store_false_continuation_over_a_websocket(client: OpenAI, model: str) -
 
 
 def _socket_turn(conn: Any) -> dict[str, Any]:
-    events: list[dict[str, Any]] = []
-    while not events or events[-1]["type"] not in ("response.completed", "response.incomplete", "error"):
-        events.append(conn.recv().model_dump(mode="json", exclude_unset=True))
-    response = check_stream(events)
+    response = check_stream(socket_turn(conn))
     assert response["output"][-1]["type"] == "message"
     return response
